@@ -1,0 +1,367 @@
+"""The one schema, shared by SQLite and PostgreSQL (SQLAlchemy Core).
+
+Conventions:
+* ids are 24-hex strings (``squall.model.ids.new_id``) unless a natural key exists;
+* timestamps are timezone-aware UTC (:class:`UTCDateTime`);
+* JSON documents use JSON on SQLite and JSONB on PostgreSQL;
+* every tenant-owned row has a nullable ``team`` column, reserved for teams (DESIGN.md).
+
+Changing this file requires a new Alembic revision under ``squall/store/migrations``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+
+__all__ = [
+    "JSONDoc",
+    "UTCDateTime",
+    "action_aliases",
+    "action_snapshots",
+    "actions",
+    "api_keys",
+    "execution_output",
+    "executions",
+    "kv",
+    "leases",
+    "metadata",
+    "pack_configs",
+    "packs",
+    "policies",
+    "processes",
+    "rules",
+    "sensor_types",
+    "tokens",
+    "trigger_types",
+    "users",
+]
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on both backends.
+
+    PostgreSQL stores ``timestamptz``; SQLite stores the naive UTC value as a fixed-width
+    string, so lexical order is time order and range queries use the index.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # pragma: no cover - defensive, SQLAlchemy parses it
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+JSONDoc = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _ts(name: str, **kw: Any) -> sa.Column[Any]:
+    return sa.Column(name, UTCDateTime(), **kw)
+
+
+def _team() -> sa.Column[Any]:
+    return sa.Column("team", sa.String(128), nullable=True)
+
+
+# --- content ----------------------------------------------------------------------------------
+
+packs = sa.Table(
+    "packs",
+    metadata,
+    sa.Column("ref", sa.String(128), primary_key=True),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("version", sa.String(64), nullable=False, default=""),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("doc", JSONDoc, nullable=False),
+    #: Hash of every file that was registered, to make re-registration a no-op.
+    sa.Column("content_hash", sa.String(64), nullable=False, default=""),
+    #: ``system`` for packs shipped with Squall.
+    sa.Column("origin", sa.String(32), nullable=False, default="user"),
+    _team(),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+actions = sa.Table(
+    "actions",
+    metadata,
+    sa.Column("id", sa.String(24), primary_key=True),
+    sa.Column("ref", sa.String(512), nullable=False, unique=True),
+    sa.Column("pack", sa.String(128), nullable=False, index=True),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("runner_type", sa.String(64), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    #: The action document as the API shows it (StackStorm's shape).
+    sa.Column("doc", JSONDoc, nullable=False),
+    #: Content hash of ``doc``; the key of the immutable snapshot executions refer to.
+    sa.Column("snapshot", sa.String(64), nullable=False),
+    _team(),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+#: Immutable action documents, shared by every execution of the same action version.
+action_snapshots = sa.Table(
+    "action_snapshots",
+    metadata,
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("doc", JSONDoc, nullable=False),
+)
+
+rules = sa.Table(
+    "rules",
+    metadata,
+    sa.Column("id", sa.String(24), primary_key=True),
+    sa.Column("ref", sa.String(512), nullable=False, unique=True),
+    sa.Column("pack", sa.String(128), nullable=False, index=True),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("trigger_type", sa.String(512), nullable=False, index=True),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=False),
+    sa.Column("doc", JSONDoc, nullable=False),
+    _team(),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+trigger_types = sa.Table(
+    "trigger_types",
+    metadata,
+    sa.Column("id", sa.String(24), primary_key=True),
+    sa.Column("ref", sa.String(512), nullable=False, unique=True),
+    sa.Column("pack", sa.String(128), nullable=False, index=True),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("doc", JSONDoc, nullable=False),
+    _team(),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+sensor_types = sa.Table(
+    "sensor_types",
+    metadata,
+    sa.Column("id", sa.String(24), primary_key=True),
+    sa.Column("ref", sa.String(512), nullable=False, unique=True),
+    sa.Column("pack", sa.String(128), nullable=False, index=True),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    sa.Column("doc", JSONDoc, nullable=False),
+    _team(),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+policies = sa.Table(
+    "policies",
+    metadata,
+    sa.Column("id", sa.String(24), primary_key=True),
+    sa.Column("ref", sa.String(512), nullable=False, unique=True),
+    sa.Column("pack", sa.String(128), nullable=False, index=True),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("resource_ref", sa.String(512), nullable=False, index=True),
+    sa.Column("policy_type", sa.String(128), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    sa.Column("doc", JSONDoc, nullable=False),
+    _team(),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+action_aliases = sa.Table(
+    "action_aliases",
+    metadata,
+    sa.Column("id", sa.String(24), primary_key=True),
+    sa.Column("ref", sa.String(512), nullable=False, unique=True),
+    sa.Column("pack", sa.String(128), nullable=False, index=True),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    sa.Column("doc", JSONDoc, nullable=False),
+    _team(),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+pack_configs = sa.Table(
+    "pack_configs",
+    metadata,
+    sa.Column("pack", sa.String(128), primary_key=True),
+    #: The validated config with defaults applied; secret values stay as given (masked on read).
+    sa.Column("values", JSONDoc, nullable=False),
+    sa.Column("schema", JSONDoc, nullable=True),
+    sa.Column("secret_paths", JSONDoc, nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+# --- executions -------------------------------------------------------------------------------
+
+executions = sa.Table(
+    "executions",
+    metadata,
+    sa.Column("id", sa.String(24), primary_key=True),
+    sa.Column("action_ref", sa.String(512), nullable=False),
+    sa.Column("action_snapshot", sa.String(64), nullable=False),
+    sa.Column("runner_type", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    #: Parameters as requested (templates unrendered); resolution happens on the runner.
+    sa.Column("parameters", JSONDoc, nullable=False),
+    sa.Column("context", JSONDoc, nullable=False),
+    sa.Column("notify", JSONDoc, nullable=True),
+    #: Result document: ``b"j"`` + JSON, or ``b"z"`` + zlib(JSON) for large results.
+    sa.Column("result", sa.LargeBinary, nullable=True),
+    sa.Column("result_size", sa.Integer, nullable=False, default=0),
+    #: Status history ``[{status, timestamp}]`` as StackStorm's ``log``.
+    sa.Column("log", JSONDoc, nullable=False),
+    sa.Column("user", sa.String(256), nullable=False),
+    sa.Column("parent_id", sa.String(24), nullable=True),
+    sa.Column("root_id", sa.String(24), nullable=True),
+    sa.Column("trace_tag", sa.String(512), nullable=True),
+    _ts("created_at", nullable=False),
+    _ts("started_at", nullable=True),
+    _ts("ended_at", nullable=True),
+    #: Earliest time the scheduler may hand it to a runner (``delay`` on create).
+    _ts("not_before", nullable=True),
+    #: Runner lease: the process that runs it and until when the claim holds.
+    sa.Column("lease_owner", sa.String(64), nullable=True),
+    _ts("lease_expires_at", nullable=True),
+    sa.Column("attempt", sa.Integer, nullable=False, default=0),
+    _team(),
+    sa.Index("ix_executions_created", "created_at"),
+    sa.Index("ix_executions_action_created", "action_ref", "created_at"),
+    sa.Index("ix_executions_status_created", "status", "created_at"),
+    sa.Index("ix_executions_parent", "parent_id"),
+    # The scheduler and runner hosts poll only active rows: keep that index small.
+    sa.Index(
+        "ix_executions_active",
+        "status",
+        "not_before",
+        sqlite_where=sa.text("status IN ('requested','scheduled','delayed','running','canceling')"),
+        postgresql_where=sa.text(
+            "status IN ('requested','scheduled','delayed','running','canceling')"
+        ),
+    ),
+)
+
+execution_output = sa.Table(
+    "execution_output",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("execution_id", sa.String(24), nullable=False),
+    sa.Column("stream", sa.String(16), nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    _ts("created_at", nullable=False),
+    sa.Index("ix_execution_output_execution", "execution_id", "id"),
+)
+
+# --- datastore --------------------------------------------------------------------------------
+
+kv = sa.Table(
+    "kv",
+    metadata,
+    sa.Column("scope", sa.String(16), primary_key=True),
+    #: The owning user for ``user`` scope; empty string for ``system``.
+    sa.Column("owner", sa.String(256), primary_key=True),
+    sa.Column("name", sa.String(1024), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("secret", sa.Boolean, nullable=False, default=False),
+    _ts("expire_at", nullable=True),
+    _team(),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+    sa.Index("ix_kv_expire_at", "expire_at"),
+)
+
+# --- identity ---------------------------------------------------------------------------------
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("name", sa.String(256), primary_key=True),
+    sa.Column("password_hash", sa.Text, nullable=True),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    #: Role names (RBAC arrives later; ``admin`` and ``system_admin`` are recognised now).
+    sa.Column("roles", JSONDoc, nullable=False),
+    sa.Column("doc", JSONDoc, nullable=False),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.String(24), primary_key=True),
+    #: SHA-256 of the token; the token itself is never stored.
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("user", sa.String(256), nullable=False, index=True),
+    _ts("expiry", nullable=False),
+    sa.Column("revoked", sa.Boolean, nullable=False, default=False),
+    sa.Column("doc", JSONDoc, nullable=False),
+    _ts("created_at", nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(24), primary_key=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("user", sa.String(256), nullable=False, index=True),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    sa.Column("doc", JSONDoc, nullable=False),
+    _ts("created_at", nullable=False),
+)
+
+# --- coordination -----------------------------------------------------------------------------
+
+processes = sa.Table(
+    "processes",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("roles", JSONDoc, nullable=False),
+    sa.Column("host", sa.String(256), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("info", JSONDoc, nullable=False),
+    _ts("started_at", nullable=False),
+    _ts("heartbeat_at", nullable=False),
+)
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(256), primary_key=True),
+    sa.Column("owner", sa.String(64), nullable=False),
+    _ts("expires_at", nullable=False),
+)
