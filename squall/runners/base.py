@@ -55,7 +55,9 @@ class DatastoreClient(Protocol):
         encrypt: bool = False,
     ) -> bool: ...
 
-    async def delete_value(self, name: str, *, local: bool = True, scope: str = "system") -> bool: ...
+    async def delete_value(
+        self, name: str, *, local: bool = True, scope: str = "system"
+    ) -> bool: ...
 
     async def list_values(
         self, *, local: bool = True, prefix: str | None = None, scope: str = "system"
