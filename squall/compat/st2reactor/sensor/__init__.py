@@ -1,0 +1,1 @@
+"""``st2reactor.sensor``: ``base.Sensor`` and ``base.PollingSensor`` arrive with sensors."""
