@@ -16,6 +16,8 @@ from squall.expr.jinja import (
     render_value,
 )
 from squall.expr.kv import KeyRef, KVEntry, KVSnapshot, render_with_kv
+from squall.expr.shell import render_shell_safe
+from squall.expr.yaql_engine import check_yaql, create_yaql_context, evaluate_yaql
 
 __all__ = [
     "CompiledTemplate",
@@ -23,10 +25,14 @@ __all__ = [
     "KVSnapshot",
     "KeyRef",
     "check_template",
+    "check_yaql",
     "compile_template",
+    "create_yaql_context",
+    "evaluate_yaql",
     "get_environment",
     "is_template",
     "render_native",
+    "render_shell_safe",
     "render_template",
     "render_value",
     "render_with_kv",

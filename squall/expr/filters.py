@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+import shlex
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,6 +26,7 @@ from squall.expr.kv import KVRoot, KVValue
 __all__ = [
     "FILTERS",
     "NONE_MAGIC_VALUE",
+    "ShellUnsafe",
     "basename",
     "decrypt_kv",
     "dirname",
@@ -36,6 +38,11 @@ __all__ = [
     "regex_replace",
     "regex_search",
     "regex_substring",
+    "shell_escape_comment",
+    "shell_escape_double",
+    "shell_escape_single",
+    "shell_escape_unquoted",
+    "shell_unsafe",
     "to_complex",
     "to_human_time_from_seconds",
     "to_json_string",
@@ -201,6 +208,51 @@ def dirname(path: Any) -> str:
     return posixpath.dirname(str(path))
 
 
+class ShellUnsafe(str):
+    """A value marked with ``| shell_unsafe``: inserted into shell commands without escaping."""
+
+
+def shell_unsafe(value: Any) -> ShellUnsafe:
+    """Opt out of shell escaping: the value is intended to be shell code.
+
+    Only meaningful as the last filter of a ``{{ }}`` in a shell command template rendered by
+    :func:`squall.expr.shell.render_shell_safe`; elsewhere it renders the value unchanged.
+    """
+    return ShellUnsafe(_plain(value) if isinstance(value, str) else str(value))
+
+
+def _shell_text(value: Any) -> str:
+    return str.__str__(value) if isinstance(value, str) else str(value)
+
+
+def shell_escape_unquoted(value: Any) -> str:
+    """Quote for an unquoted shell word (``shlex.quote``; ``''`` for the empty string)."""
+    if isinstance(value, ShellUnsafe):
+        return str.__str__(value)
+    return shlex.quote(_shell_text(value))
+
+
+def shell_escape_double(value: Any) -> str:
+    """Escape for the inside of a double-quoted shell string."""
+    if isinstance(value, ShellUnsafe):
+        return str.__str__(value)
+    return re.sub(r'([\\"$`])', r"\\\1", _shell_text(value))
+
+
+def shell_escape_single(value: Any) -> str:
+    """Escape for the inside of a single-quoted shell string."""
+    if isinstance(value, ShellUnsafe):
+        return str.__str__(value)
+    return _shell_text(value).replace("'", "'\\''")
+
+
+def shell_escape_comment(value: Any) -> str:
+    """Keep a value inside a shell comment (line breaks would end it)."""
+    if isinstance(value, ShellUnsafe):
+        return str.__str__(value)
+    return _shell_text(value).replace("\r", " ").replace("\n", " ")
+
+
 #: Filter name → function, as installed on the environment.
 FILTERS: dict[str, Callable[..., Any]] = {
     "decrypt_kv": decrypt_kv,
@@ -228,6 +280,12 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "use_none": use_none,
     "basename": basename,
     "dirname": dirname,
+    "shell_unsafe": shell_unsafe,
+    # Inserted by squall.expr.shell when it rewrites a command template.
+    "_squall_sh_unquoted": shell_escape_unquoted,
+    "_squall_sh_double": shell_escape_double,
+    "_squall_sh_single": shell_escape_single,
+    "_squall_sh_comment": shell_escape_comment,
     # Orquesta's names.
     "json_dump": to_json_string,
     "json_parse": from_json_string,
