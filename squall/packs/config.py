@@ -109,6 +109,17 @@ _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+_TYPE_WORDS: dict[str, str] = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "null",
+}
+
+
 def _type_matches(value: Any, type_name: str) -> bool:
     if type_name in ("integer", "number") and isinstance(value, bool):
         return False
@@ -180,7 +191,7 @@ class _ConfigValidator:
         if value is None and spec.get("required") is not True and "null" not in types:
             return value
         if types and not any(_type_matches(value, t) for t in types):
-            expected = " or ".join(types)
+            expected = " or ".join(_TYPE_WORDS.get(t, t) for t in types)
             self.result.issues.append(
                 self._issue(path, f"expected {expected}, got {describe(value)}")
             )

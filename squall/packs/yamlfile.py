@@ -173,18 +173,24 @@ def _collect_lines(
     return lines, where
 
 
-def _yaml_issue(exc: yaml.YAMLError, file: str) -> Issue:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+def _yaml_issue(exc: yaml.YAMLError, file: str, text: str) -> Issue:
+    problem_mark = getattr(exc, "problem_mark", None)
+    context_mark = getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     context = getattr(exc, "context", None)
+    mark = problem_mark or context_mark
+    if context and context_mark is not None and context_mark is not mark:
+        # "while scanning a quoted scalar (started at line 6, column 14)": where to look.
+        context += f" (started at line {context_mark.line + 1}, column {context_mark.column + 1})"
     reason = f"{context}, {problem}" if context else problem
     if mark is None:
         return Issue(message=f"invalid YAML: {reason}", file=file)
-    return Issue(
-        message=f"invalid YAML at column {mark.column + 1}: {reason}",
-        file=file,
-        line=mark.line + 1,
-    )
+    # libyaml reports the end of the stream one line past the last one.
+    last_line = max(1, text.count("\n") + (0 if text.endswith("\n") else 1))
+    line = min(mark.line + 1, last_line)
+    column = mark.column + 1 if mark.line + 1 <= last_line else None
+    where = f" at column {column}" if column else " at the end of the file"
+    return Issue(message=f"invalid YAML{where}: {reason}", file=file, line=line)
 
 
 def load_yaml_text(text: str, file: str, *, allow_empty: bool = False) -> YamlDocument:
@@ -209,6 +215,8 @@ def load_yaml_text(text: str, file: str, *, allow_empty: bool = False) -> YamlDo
                 return YamlDocument(data=None, file=file)
             raise YamlFileError(Issue(message="file is empty", file=file, line=1))
         data = loader.construct_document(node)
+        if data is None and not allow_empty:  # "---" alone, or a bare null
+            raise YamlFileError(Issue(message="file is empty", file=file, line=1))
         lines, where = _collect_lines(loader, data, node.start_mark.line + 1)
         duplicates = [
             ((*where[cid], loader.construct_object(key_node)), key_node.start_mark.line + 1)
@@ -216,7 +224,7 @@ def load_yaml_text(text: str, file: str, *, allow_empty: bool = False) -> YamlDo
             if cid in where
         ]
     except yaml.YAMLError as exc:
-        raise YamlFileError(_yaml_issue(exc, file)) from None
+        raise YamlFileError(_yaml_issue(exc, file, text)) from None
     except RecursionError:
         raise YamlFileError(Issue(message="document is nested too deeply", file=file)) from None
     finally:
