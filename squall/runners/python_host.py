@@ -253,9 +253,9 @@ class Worker:
 
     async def kill(self) -> None:
         """Kill the worker's process group and release its pipes."""
+        # killpg only: Process.kill() polls (waitpid) first and would steal the exit status
+        # from asyncio's child watcher. The worker leads its group, so it is included.
         kill_process_group(self.pid)
-        with contextlib.suppress(ProcessLookupError):
-            self._proc.kill()
         await asyncio.shield(self._proc.wait())
         self._writer.close()
         # The group is dead, so the pipes close unless something escaped the group.

@@ -1,0 +1,73 @@
+"""The runner registry."""
+
+from __future__ import annotations
+
+import pytest
+
+from squall.errors import RunnerError
+from squall.runners.local_shell import LocalShellRunner
+from squall.runners.noop import NoopRunner
+from squall.runners.registry import RunnerRegistry, RunnerSettings
+
+
+@pytest.mark.parametrize(
+    "name", ["orquesta", "action-chain", "inquirer", "announcement", "remote-shell-cmd"]
+)
+def test_unavailable_runner_has_clear_error(name):
+    with pytest.raises(RunnerError) as info:
+        RunnerRegistry().get(name)
+    assert str(info.value) == f"runner {name!r} is not available yet in this version of Squall"
+
+
+def test_unknown_runner():
+    with pytest.raises(RunnerError, match="unknown runner type 'nope'"):
+        RunnerRegistry().get("nope")
+
+
+async def test_plugins_are_shared_and_closed():
+    registry = RunnerRegistry(RunnerSettings(python_workers=1, http_deny_hosts=("x",)))
+    cmd = registry.get("local-shell-cmd")
+    assert isinstance(cmd, LocalShellRunner)
+    assert registry.get("local-shell-script") is cmd
+    assert isinstance(registry.get("noop"), NoopRunner)
+    python = registry.get("python-script")
+    assert python.pool.max_workers == 1
+    registry.get("http-request")
+    await registry.close()
+    await registry.close()
+    assert registry.available("noop") and not registry.available("orquesta")
+
+
+def test_settings_defaults():
+    settings = RunnerSettings()
+    assert settings.python_workers >= 2
+    assert settings.python_max_runs_per_worker == 500
+    assert settings.output_limit == 10 * 1024 * 1024
+
+
+async def test_noop_result():
+    from pathlib import Path
+
+    from squall.model.status import ExecutionStatus
+    from squall.runners.base import RunContext
+
+    class NullSink:
+        async def write(self, stream: str, data: str) -> None:
+            raise AssertionError("noop writes no output")
+
+    ctx = RunContext(
+        execution_id="e",
+        action_ref="core.noop",
+        pack="core",
+        runner_type="noop",
+        entry_point=None,
+        pack_path=Path("/nonexistent"),
+        runner_parameters={},
+        action_parameters={"ignored": 1},
+        parameter_specs={},
+        output=NullSink(),
+        datastore=None,  # type: ignore[arg-type]
+    )
+    res = await NoopRunner().run(ctx)
+    assert res.status == ExecutionStatus.SUCCEEDED
+    assert res.result == {"failed": False, "succeeded": True, "return_code": 0}
