@@ -199,6 +199,19 @@ def _action_class(module: Any, base: type) -> type:
     raise TypeError(f"more than one Action class found in {path}: {names}")
 
 
+def _instantiate(cls: type, config: dict[str, Any], service: ActionService) -> Any:
+    """``cls(config=…, action_service=…)``; older actions only take ``config``."""
+    try:
+        return cls(config=config, action_service=service)
+    except TypeError:
+        params = inspect.signature(cls).parameters
+        if "action_service" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            raise
+    action = cls(config=config)
+    action.action_service = service
+    return action
+
+
 class _Sandbox:
     """Sets an execution's process state and restores it afterwards."""
 
@@ -279,7 +292,7 @@ def execute(request: dict[str, Any], channel: Channel, serial: int) -> dict[str,
             sys.modules[name] = module
             spec.loader.exec_module(module)
             cls = _action_class(module, Action)
-            action = cls(config=request.get("config") or {}, action_service=ActionService(channel))
+            action = _instantiate(cls, request.get("config") or {}, ActionService(channel))
             output = action.run(**(request.get("params") or {}))
             status = "succeeded"
             if isinstance(output, tuple) and len(output) == 2 and isinstance(output[0], bool):

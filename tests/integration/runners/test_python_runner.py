@@ -160,6 +160,17 @@ ACTIONS = {
             def run(self):
                 sys.exit(3)
     """,
+    "old_init.py": """
+        from st2common.runners.base_action import Action
+
+        class Old(Action):
+            def __init__(self, config):
+                super(Old, self).__init__(config)
+                self.extra = "set in __init__"
+
+            def run(self):
+                return [self.extra, self.config, self.action_service.get_value("k")]
+    """,
     "base_and_leaf.py": """
         from st2common.runners.base_action import Action
 
@@ -453,3 +464,10 @@ async def test_worker_that_dies_at_start_fails_clearly(runner, py_ctx, tmp_path)
     assert res.status == ExecutionStatus.FAILED
     assert "failed to start (exit code 1)" in res.result["error"]
     assert "no module named encodings" in res.result["error"]
+
+
+async def test_action_with_config_only_init(runner, py_ctx, new_datastore):
+    ctx = py_ctx("old_init.py", pack_config={"a": 1}, datastore=new_datastore({"k": "v"}))
+    res = await runner.run(ctx)
+    assert res.status == ExecutionStatus.SUCCEEDED, res.result
+    assert res.result["result"] == ["set in __init__", {"a": 1}, "v"]
