@@ -368,7 +368,11 @@ def test_without_config_dir_defaults_apply_and_required_is_a_warning(tmp_path: P
     pack = copy_pack(tmp_path)
     loaded = load_pack(pack, known_runners=RUNNERS)
     assert loaded.ok
-    assert loaded.config == {"api": {"url": "https://api.example.com"}, "retries": 3, "region": "eu"}
+    assert loaded.config == {
+        "api": {"url": "https://api.example.com"},
+        "retries": 3,
+        "region": "eu",
+    }
     assert loaded.config_file is None
     assert [w.path for w in loaded.warnings if "required config" in w.message] == ["api.token"]
 

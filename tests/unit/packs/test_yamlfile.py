@@ -70,7 +70,11 @@ def test_line_of_falls_back_to_nearest_parent() -> None:
 def test_issue_carries_file_line_and_dotted_path() -> None:
     doc = load_yaml_text(SOURCE, "actions/restart.yaml")
     issue = doc.issue(("parameters", "hosts", 1, "port"), "bad port")
-    assert (issue.file, issue.line, issue.path) == ("actions/restart.yaml", 10, "parameters.hosts[1].port")
+    assert (issue.file, issue.line, issue.path) == (
+        "actions/restart.yaml",
+        10,
+        "parameters.hosts[1].port",
+    )
     assert str(issue) == "actions/restart.yaml:10: parameters.hosts[1].port: bad port"
 
 
