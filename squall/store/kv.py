@@ -160,7 +160,7 @@ async def set_value(
     previous = await get(conn, name, scope=scope, user=user, now=now)
     expire_at = now + timedelta(seconds=ttl) if ttl else None
     created = previous.created_at if previous else now
-    row = {
+    row: dict[str, Any] = {
         "scope": scope,
         "owner": owner,
         "name": name,

@@ -1,0 +1,135 @@
+"""The HTTP application: one port for ``/api/v1``, ``/auth/v1``, health probes and the UI."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from squall import __version__
+from squall.api.deps import Auth, get_runtime
+from squall.api.routes import actions, auth, executions, keys, packs
+from squall.api.serialize import json_response
+from squall.engine.runtime import Runtime
+from squall.errors import SquallError
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def _fault(status: int, message: str) -> Response:
+    return json_response({"faultstring": message}, status)
+
+
+def _location(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        where, rest = parts[0], parts[1:]
+        return f"{where}.{'.'.join(rest)}" if rest else where
+    return ".".join(parts)
+
+
+class BodyLimit:
+    """Rejects request bodies over ``limit`` bytes with 413 before reading them all."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.limit:
+                    await _fault(413, self._message())(scope, receive, send)
+                    return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await _fault(413, self._message())(scope, receive, send)
+
+    def _message(self) -> str:
+        return f"request body too large (limit {self.limit} bytes)"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    """Build the ASGI application serving ``runtime``."""
+    app = FastAPI(
+        title="Squall API",
+        version=__version__,
+        description="StackStorm-compatible automation API (api/v1, auth/v1) plus Squall's own.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+
+    @app.exception_handler(SquallError)
+    async def _squall_error(_request: Request, exc: SquallError) -> Response:
+        if exc.http_status >= 500:
+            log.error("request failed: %s", exc)
+        return _fault(exc.http_status, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> Response:
+        problems = [f"{_location(e['loc'])}: {e['msg']}" for e in exc.errors()]
+        return _fault(400, "invalid request: " + "; ".join(problems))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        return _fault(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return _fault(500, f"internal error: {type(exc).__name__}")
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> Response:
+        return json_response({"status": "ok"})
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz(request: Request) -> Response:
+        try:
+            await get_runtime(request).db.ping()
+        except SquallError as exc:
+            return json_response({"status": "unavailable", "reason": str(exc)}, 503)
+        return json_response({"status": "ok"})
+
+    @app.get("/api/v1", tags=["meta"])
+    @app.get("/api/v1/", tags=["meta"], include_in_schema=False)
+    async def root(_principal: Auth) -> Response:
+        return json_response({"version": __version__, "docs_url": "/api/v1/docs"})
+
+    for module in (auth, actions, executions, keys, packs):
+        app.include_router(module.router)
+
+    app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
+    return app

@@ -1,0 +1,328 @@
+"""``/api/v1/executions``: run actions, list and read history, cancel, re-run, output."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import PlainTextResponse, Response
+
+from squall.api.deps import Auth, Paging, get_runtime
+from squall.api.serialize import execution_doc, json_response, project
+from squall.engine.executions import ActionBundle
+from squall.engine.runtime import Runtime
+from squall.errors import NotFoundError, ValidationError
+from squall.model.status import TERMINAL_STATUSES
+from squall.store import content
+from squall.store import executions as exrepo
+from squall.store.executions import Execution, ExecutionFilter
+
+router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
+
+
+class ExecutionRequest(BaseModel):
+    """Body of ``POST /api/v1/executions`` (StackStorm's ActionExecution create)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    action: str = Field(description="action ref, e.g. core.local")
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] | None = None
+    notify: dict[str, Any] | None = None
+    delay: int | None = Field(default=None, ge=0, description="delay in milliseconds")
+    user: str | None = None
+    trace_tag: str | None = None
+
+
+class StatusUpdate(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: str
+
+
+class ReRunRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    tasks: list[str] = Field(default_factory=list)
+    reset: list[str] = Field(default_factory=list)
+    delay: int | None = Field(default=None, ge=0)
+
+
+async def _bundles(rt: Runtime, rows: list[Execution]) -> dict[str, ActionBundle]:
+    """Compiled action versions for ``rows`` (cached; missing ones fetched in one query)."""
+    wanted = {r.action_snapshot for r in rows}
+    out: dict[str, ActionBundle] = {}
+    missing = []
+    for snap in wanted:
+        cached = rt.executions._bundles.get(snap)
+        if cached is not None:
+            out[snap] = cached
+        else:
+            missing.append(snap)
+    if missing:
+        async with rt.db.read() as conn:
+            docs = await content.get_snapshots(conn, missing)
+        for snap, doc in docs.items():
+            try:
+                out[snap] = rt.executions.bundle_from_doc(snap, doc)
+            except Exception:  # an action version whose runner is gone: show it bare
+                continue
+    return out
+
+
+def _split(values: list[str] | None) -> list[str]:
+    out: list[str] = []
+    for v in values or []:
+        out.extend(p.strip() for p in v.split(",") if p.strip())
+    return out
+
+
+@router.post("", status_code=201)
+async def create_execution(body: ExecutionRequest, request: Request, principal: Auth) -> Response:
+    rt = get_runtime(request)
+    if body.user and body.user != principal.user and not principal.is_admin:
+        # st2#6379: nobody runs actions as somebody else unless they are an admin.
+        from squall.errors import PermissionDenied
+
+        raise PermissionDenied(
+            f"user {principal.user!r} may not run actions as {body.user!r}",
+            hint="leave 'user' out, or ask an admin",
+        )
+    actor = principal
+    if body.user and body.user != principal.user:
+        from squall.auth.service import Principal
+
+        actor = Principal(body.user, (), "impersonated")
+    context = dict(body.context or {})
+    header_ctx = request.headers.get("st2-context")
+    if header_ctx:
+        import orjson
+
+        try:
+            extra = orjson.loads(header_ctx)
+        except orjson.JSONDecodeError as exc:
+            raise ValidationError(f"the st2-context header is not JSON: {exc}") from None
+        if not isinstance(extra, dict):
+            raise ValidationError("the st2-context header must be a JSON object")
+        context.update(extra)
+    ex = await rt.executions.request(
+        actor,
+        body.action,
+        body.parameters,
+        context=context,
+        notify=body.notify,
+        delay_ms=body.delay,
+        trace_tag=body.trace_tag,
+    )
+    bundle = await rt.executions.bundle(ex.action_snapshot)
+    return json_response(execution_doc(ex, bundle, api_url=rt.settings.api_url), 201)
+
+
+@router.get("")
+async def list_executions(
+    request: Request,
+    principal: Auth,
+    page: Paging,
+    action: str | None = None,
+    status: Annotated[list[str] | None, Query()] = None,
+    user: str | None = None,
+    parent: str | None = None,
+    runner: str | None = None,
+    timestamp_gt: str | None = None,
+    timestamp_lt: str | None = None,
+    show_all: bool = False,
+    sort_asc: bool = False,
+    include_attributes: Annotated[list[str] | None, Query()] = None,
+    exclude_attributes: Annotated[list[str] | None, Query()] = None,
+) -> Response:
+    rt = get_runtime(request)
+    flt = ExecutionFilter(
+        action=action,
+        status=_split(status),
+        user=user,
+        parent=None if parent in (None, "null") else parent,
+        root_only=parent == "null",
+        runner=runner,
+        created_after=_parse_ts(timestamp_gt, "timestamp_gt"),
+        created_before=_parse_ts(timestamp_lt, "timestamp_lt"),
+    )
+    include = _split(include_attributes)
+    exclude = _split(exclude_attributes)
+    with_result = (not include or any(p.split(".")[0] == "result" for p in include)) and (
+        "result" not in exclude
+    )
+    async with rt.db.read() as conn:
+        total = await exrepo.count(conn, flt)
+        rows = await exrepo.list_executions(
+            conn,
+            flt,
+            limit=page.limit,
+            offset=page.offset,
+            ascending=sort_asc,
+            with_result=with_result,
+        )
+    bundles = await _bundles(rt, rows)
+    docs = [
+        project(
+            execution_doc(
+                r,
+                bundles.get(r.action_snapshot),
+                api_url=rt.settings.api_url,
+                with_result=with_result,
+            ),
+            include,
+            exclude,
+        )
+        for r in rows
+    ]
+    return json_response(docs, headers={"X-Total-Count": str(total), "X-Limit": str(page.limit)})
+
+
+def _parse_ts(value: str | None, name: str) -> Any:
+    if not value:
+        return None
+    from datetime import UTC, datetime
+
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(
+            f"{name}: {value!r} is not an ISO 8601 timestamp", hint="e.g. 2026-01-31T12:00:00Z"
+        ) from None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+async def _load(rt: Runtime, execution_id: str) -> tuple[Execution, ActionBundle | None]:
+    ex = await rt.executions.get(execution_id)
+    bundles = await _bundles(rt, [ex])
+    return ex, bundles.get(ex.action_snapshot)
+
+
+@router.get("/{execution_id}")
+async def get_execution(
+    execution_id: str,
+    request: Request,
+    principal: Auth,
+    include_attributes: Annotated[list[str] | None, Query()] = None,
+    exclude_attributes: Annotated[list[str] | None, Query()] = None,
+) -> Response:
+    rt = get_runtime(request)
+    ex, bundle = await _load(rt, execution_id)
+    doc = execution_doc(ex, bundle, api_url=rt.settings.api_url)
+    return json_response(project(doc, _split(include_attributes), _split(exclude_attributes)))
+
+
+@router.get("/{execution_id}/result")
+async def get_result(execution_id: str, request: Request, principal: Auth) -> Response:
+    rt = get_runtime(request)
+    ex = await rt.executions.get(execution_id)
+    return json_response(ex.result)
+
+
+@router.get("/{execution_id}/children")
+async def get_children(
+    execution_id: str, request: Request, principal: Auth, page: Paging
+) -> Response:
+    rt = get_runtime(request)
+    await rt.executions.get(execution_id, with_result=False)
+    async with rt.db.read() as conn:
+        rows = await exrepo.list_executions(
+            conn,
+            ExecutionFilter(parent=execution_id),
+            limit=page.limit,
+            offset=page.offset,
+            ascending=True,
+        )
+    bundles = await _bundles(rt, rows)
+    return json_response(
+        [
+            execution_doc(r, bundles.get(r.action_snapshot), api_url=rt.settings.api_url)
+            for r in rows
+        ]
+    )
+
+
+@router.get("/{execution_id}/output")
+async def get_output(
+    execution_id: str,
+    request: Request,
+    principal: Auth,
+    output_type: str | None = None,
+) -> Response:
+    """All output so far, as plain text (StackStorm's ``/output``)."""
+    rt = get_runtime(request)
+    await rt.executions.get(execution_id, with_result=False)
+    if output_type not in (None, "", "stdout", "stderr", "all"):
+        raise ValidationError("output_type must be stdout, stderr or all")
+    stream = None if output_type in (None, "", "all") else output_type
+    async with rt.db.read() as conn:
+        chunks = await exrepo.read_output(conn, execution_id, stream=stream, limit=1_000_000)
+    return PlainTextResponse("".join(c.data for c in chunks))
+
+
+@router.get("/{execution_id}/output/chunks")
+async def get_output_chunks(
+    execution_id: str,
+    request: Request,
+    principal: Auth,
+    after: int = 0,
+) -> Response:
+    """Squall: output pieces after chunk ``after`` plus the status, for polling tails."""
+    rt = get_runtime(request)
+    ex = await rt.executions.get(execution_id, with_result=False)
+    async with rt.db.read() as conn:
+        chunks = await exrepo.read_output(conn, execution_id, after_id=after)
+    return json_response(
+        {
+            "status": ex.status,
+            "done": ex.status in TERMINAL_STATUSES,
+            "chunks": [{"id": c.id, "stream": c.stream, "data": c.data} for c in chunks],
+        }
+    )
+
+
+@router.put("/{execution_id}")
+async def update_execution(
+    execution_id: str, body: StatusUpdate, request: Request, principal: Auth
+) -> Response:
+    rt = get_runtime(request)
+    if body.status in ("canceling", "canceled"):
+        await rt.executions.cancel(principal, execution_id)
+    elif body.status in ("pausing", "resuming"):
+        raise ValidationError(
+            f"{body.status}: only workflows can be paused or resumed",
+            hint="workflows arrive in a later Squall release",
+        )
+    else:
+        raise ValidationError(
+            f"cannot set status {body.status!r}", hint="use canceling, pausing or resuming"
+        )
+    ex, bundle = await _load(rt, execution_id)
+    return json_response(execution_doc(ex, bundle, api_url=rt.settings.api_url))
+
+
+@router.delete("/{execution_id}")
+async def cancel_execution(execution_id: str, request: Request, principal: Auth) -> Response:
+    rt = get_runtime(request)
+    await rt.executions.cancel(principal, execution_id)
+    ex, bundle = await _load(rt, execution_id)
+    return json_response(execution_doc(ex, bundle, api_url=rt.settings.api_url))
+
+
+@router.post("/{execution_id}/re_run", status_code=201)
+async def re_run(
+    execution_id: str, body: ReRunRequest, request: Request, principal: Auth
+) -> Response:
+    rt = get_runtime(request)
+    if body.tasks or body.reset:
+        raise ValidationError("tasks/reset apply to workflows, which arrive in a later release")
+    try:
+        ex = await rt.executions.re_run(
+            principal, execution_id, body.parameters, delay_ms=body.delay
+        )
+    except NotFoundError:
+        raise
+    bundle = await rt.executions.bundle(ex.action_snapshot)
+    return json_response(execution_doc(ex, bundle, api_url=rt.settings.api_url), 201)

@@ -1,0 +1,66 @@
+"""``/api/v1/packs``: list, get and register packs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from squall.api.deps import Admin, Auth, get_runtime
+from squall.api.serialize import json_response
+from squall.errors import NotFoundError
+from squall.store import content
+
+router = APIRouter(prefix="/api/v1/packs", tags=["packs"])
+
+
+class RegisterRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    packs: list[str] | None = Field(default=None, description="pack refs; all when omitted")
+    types: list[str] | None = None
+    fail_on_failure: bool = True
+
+
+def _pack_doc(record: content.PackRecord) -> dict[str, object]:
+    return {**record.doc, "id": record.ref}
+
+
+@router.get("")
+async def list_packs(request: Request, principal: Auth) -> Response:
+    async with get_runtime(request).db.read() as conn:
+        records = await content.list_packs(conn)
+    return json_response(
+        [_pack_doc(r) for r in records], headers={"X-Total-Count": str(len(records))}
+    )
+
+
+@router.get("/{ref}")
+async def get_pack(ref: str, request: Request, principal: Auth) -> Response:
+    async with get_runtime(request).db.read() as conn:
+        record = await content.get_pack(conn, ref)
+    if record is None:
+        raise NotFoundError(f"pack {ref!r} not found")
+    return json_response(_pack_doc(record))
+
+
+@router.post("/register")
+async def register_packs(body: RegisterRequest, request: Request, principal: Admin) -> Response:
+    """Register packs from the pack search path; reports every problem per pack."""
+    rt = get_runtime(request)
+    results = await rt.packs.register_all(body.packs or None)
+    ok = all(r.ok for r in results)
+    totals: dict[str, int] = {}
+    for r in results:
+        for kind, n in r.counts.items():
+            totals[kind] = totals.get(kind, 0) + n
+    payload = {**totals, "packs": [r.as_dict() for r in results], "ok": ok}
+    status = 400 if (not ok and body.fail_on_failure) else 200
+    if status == 400:
+        failures = "; ".join(
+            f"{r.ref}: {r.error or ', '.join(str(i) for i in r.issues[:3])}"
+            for r in results
+            if not r.ok
+        )
+        payload["faultstring"] = f"some packs failed to register: {failures}"
+    return json_response(payload, status)

@@ -1,0 +1,287 @@
+"""Requesting, canceling and re-running executions; the compiled form of each action version.
+
+Everything that starts an execution — the API, rules, workflows, re-runs — goes through
+:meth:`ExecutionService.request`, so validation, defaults and masking are the same everywhere.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from squall.auth.secrets import Cipher
+from squall.auth.service import Principal
+from squall.engine.datastore import DatastoreService
+from squall.engine.wakeup import Wakeups
+from squall.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
+from squall.expr.kv import render_with_kv
+from squall.model.ids import new_id
+from squall.model.status import ExecutionStatus
+from squall.params import (
+    CompiledParameters,
+    ResolvedParameters,
+    compile_parameters,
+    merge_parameter_specs,
+)
+from squall.runners.base import RunnerTypeSpec
+from squall.runners.catalog import RUNNER_TYPES, SHELL_COMMAND_PARAMS, SHELL_COMMAND_RUNNERS
+from squall.store import content
+from squall.store import executions as exrepo
+from squall.store.db import Database
+from squall.store.util import utcnow
+
+__all__ = ["ActionBundle", "ExecutionService"]
+
+_S = ExecutionStatus
+
+
+@dataclass(frozen=True)
+class ActionBundle:
+    """One immutable action version, compiled for fast parameter resolution."""
+
+    snapshot: str
+    doc: dict[str, Any]
+    runner: RunnerTypeSpec
+    specs: dict[str, dict[str, Any]]
+    compiled: CompiledParameters
+    secret_names: frozenset[str]
+    shell_params: frozenset[str]
+
+    @property
+    def ref(self) -> str:
+        return str(self.doc["ref"])
+
+    @property
+    def pack(self) -> str:
+        return str(self.doc["pack"])
+
+
+class ExecutionService:
+    """The one way executions are created and controlled."""
+
+    _BUNDLE_CACHE = 2048
+
+    def __init__(
+        self,
+        db: Database,
+        wakeups: Wakeups,
+        datastore: DatastoreService,
+        cipher: Cipher,
+    ) -> None:
+        self.db = db
+        self.wakeups = wakeups
+        self.datastore = datastore
+        self.cipher = cipher
+        self._bundles: OrderedDict[str, ActionBundle] = OrderedDict()
+
+    # --- action versions --------------------------------------------------------------------
+
+    def bundle_from_doc(self, snapshot: str, doc: Mapping[str, Any]) -> ActionBundle:
+        """Compile (or fetch from cache) the action version ``snapshot``."""
+        cached = self._bundles.get(snapshot)
+        if cached is not None:
+            self._bundles.move_to_end(snapshot)
+            return cached
+        runner = RUNNER_TYPES.get(doc["runner_type"])
+        if runner is None:
+            raise ValidationError(
+                f"action {doc['ref']} uses unknown runner type {doc['runner_type']!r}"
+            )
+        specs = merge_parameter_specs(
+            runner.runner_parameters, doc.get("parameters") or {}, action_ref=doc["ref"]
+        )
+        shell = (
+            frozenset(SHELL_COMMAND_PARAMS)
+            if doc["runner_type"] in SHELL_COMMAND_RUNNERS
+            else frozenset()
+        )
+        compiled = compile_parameters(
+            specs,
+            runner_param_names=runner.runner_parameters.keys(),
+            shell_params=shell,
+            action_ref=doc["ref"],
+        )
+        bundle = ActionBundle(
+            snapshot=snapshot,
+            doc=dict(doc),
+            runner=runner,
+            specs=specs,
+            compiled=compiled,
+            secret_names=frozenset(n for n, s in specs.items() if s.get("secret")),
+            shell_params=shell,
+        )
+        self._bundles[snapshot] = bundle
+        if len(self._bundles) > self._BUNDLE_CACHE:
+            self._bundles.popitem(last=False)
+        return bundle
+
+    async def bundle(self, snapshot: str) -> ActionBundle:
+        """The compiled action version an execution refers to."""
+        cached = self._bundles.get(snapshot)
+        if cached is not None:
+            return cached
+        async with self.db.read() as conn:
+            doc = await content.get_snapshot(conn, snapshot)
+        if doc is None:
+            raise NotFoundError(f"action version {snapshot} is missing from the database")
+        return self.bundle_from_doc(snapshot, doc)
+
+    async def action(self, ref: str) -> tuple[content.ActionRecord, ActionBundle]:
+        async with self.db.read() as conn:
+            record = await content.get_action(conn, ref)
+        if record is None:
+            raise NotFoundError(
+                f"action {ref!r} not found", hint="`squall action list` shows the actions"
+            )
+        return record, self.bundle_from_doc(record.snapshot, record.doc)
+
+    # --- parameters -------------------------------------------------------------------------
+
+    async def resolve(
+        self,
+        bundle: ActionBundle,
+        provided: Mapping[str, Any],
+        *,
+        user: str,
+        context: Mapping[str, Any],
+        pack_config: Mapping[str, Any] | None = None,
+    ) -> ResolvedParameters:
+        """Validate and render ``provided`` against the action's parameters."""
+        render_context = {
+            "action_context": dict(context),
+            "config_context": dict(pack_config or {}),
+        }
+
+        def _render(kv: Any) -> ResolvedParameters:
+            return bundle.compiled.resolve(provided, context=render_context, kv=kv)
+
+        return await render_with_kv(
+            _render, self.datastore.fetch, user=user, decrypt=self.cipher.decrypt
+        )
+
+    # --- requests ---------------------------------------------------------------------------
+
+    async def request(
+        self,
+        principal: Principal,
+        action_ref: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        context: Mapping[str, Any] | None = None,
+        notify: Mapping[str, Any] | None = None,
+        delay_ms: int | None = None,
+        parent_id: str | None = None,
+        root_id: str | None = None,
+        trace_tag: str | None = None,
+    ) -> exrepo.Execution:
+        """Validate and record a new execution; it runs once a runner host claims it."""
+        record, bundle = await self.action(action_ref)
+        if not record.enabled:
+            raise ValidationError(
+                f"action {action_ref} is disabled", hint="enable it before running it"
+            )
+        params = dict(parameters or {})
+        ctx = dict(context or {})
+        ctx.setdefault("user", principal.user)
+        ctx.setdefault("pack", bundle.pack)
+        async with self.db.read() as conn:
+            pack_config, _secret_paths = await content.get_pack_config(conn, bundle.pack)
+        # Fail fast: a request whose parameters cannot resolve is rejected with the reason.
+        await self.resolve(
+            bundle, params, user=principal.user, context=ctx, pack_config=pack_config
+        )
+        if delay_ms is not None and delay_ms < 0:
+            raise ValidationError("delay must be a non-negative number of milliseconds")
+        now = utcnow()
+        not_before = now + timedelta(milliseconds=delay_ms) if delay_ms else None
+        row = exrepo.new_row(
+            id=new_id(),
+            action_ref=record.ref,
+            action_snapshot=record.snapshot,
+            runner_type=bundle.runner.name,
+            parameters=params,
+            context=ctx,
+            user=principal.user,
+            now=now,
+            notify=notify,
+            parent_id=parent_id,
+            root_id=root_id,
+            trace_tag=trace_tag,
+            not_before=not_before,
+            status=_S.DELAYED if not_before else _S.REQUESTED,
+        )
+
+        async def _insert(conn: AsyncConnection) -> None:
+            await exrepo.insert(conn, [row])
+
+        await self.db.write(_insert)
+        self.wakeups.signal("scheduler")
+        return exrepo.Execution.from_row(_RowProxy(row))
+
+    async def get(self, execution_id: str, *, with_result: bool = True) -> exrepo.Execution:
+        async with self.db.read() as conn:
+            ex = await exrepo.get(conn, execution_id, with_result=with_result)
+        if ex is None:
+            raise NotFoundError(f"execution {execution_id!r} not found")
+        return ex
+
+    async def cancel(self, principal: Principal, execution_id: str) -> exrepo.Execution:
+        """Cancel an execution (kills its process if it runs)."""
+        ex = await self.get(execution_id, with_result=False)
+        self._check_owner(principal, ex, "cancel")
+        now = utcnow()
+
+        async def _cancel(conn: AsyncConnection) -> tuple[exrepo.Execution | None, bool]:
+            return await exrepo.request_cancel(conn, execution_id, now=now)
+
+        updated, changed = await self.db.write(_cancel)
+        if updated is None:
+            raise NotFoundError(f"execution {execution_id!r} not found")
+        if not changed and updated.is_terminal:
+            raise ConflictError(
+                f"execution {execution_id} is already {updated.status}; it cannot be canceled"
+            )
+        self.wakeups.signal("cancel")
+        return await self.get(execution_id)
+
+    async def re_run(
+        self,
+        principal: Principal,
+        execution_id: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        delay_ms: int | None = None,
+    ) -> exrepo.Execution:
+        """Run the same action again with the original parameters, overridden by ``parameters``."""
+        original = await self.get(execution_id, with_result=False)
+        self._check_owner(principal, original, "re-run")
+        merged = {**original.parameters, **dict(parameters or {})}
+        context = {"re-run": {"ref": execution_id}}
+        return await self.request(
+            principal,
+            original.action_ref,
+            merged,
+            context=context,
+            notify=original.notify,
+            delay_ms=delay_ms,
+        )
+
+    @staticmethod
+    def _check_owner(principal: Principal, ex: exrepo.Execution, verb: str) -> None:
+        if principal.is_admin or ex.user == principal.user:
+            return
+        raise PermissionDenied(
+            f"user {principal.user!r} may not {verb} execution {ex.id} of user {ex.user!r}"
+        )
+
+
+class _RowProxy:
+    """Lets :meth:`Execution.from_row` read a plain dict."""
+
+    def __init__(self, row: Mapping[str, Any]) -> None:
+        self._mapping = row

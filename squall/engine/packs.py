@@ -1,0 +1,285 @@
+"""Pack registration: load packs from disk, check them against the runner catalog, build the
+API documents, prepare virtualenvs and replace each pack's content in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from squall.config import Settings
+from squall.engine.virtualenvs import ensure_virtualenv
+from squall.errors import DomainError, Issue, PackError
+from squall.packs import LoadedPack, YamlFileError, find_packs, load_pack, load_yaml_file
+from squall.params import merge_parameter_specs
+from squall.runners.catalog import RUNNER_TYPES
+from squall.store import content
+from squall.store.db import Database
+from squall.store.util import utcnow
+
+__all__ = ["BUILTIN_PACKS_DIR", "PackRegistration", "PackService"]
+
+log = logging.getLogger(__name__)
+
+BUILTIN_PACKS_DIR = Path(__file__).resolve().parent.parent / "packs_builtin"
+
+
+@dataclass
+class PackRegistration:
+    """What registering one pack did."""
+
+    ref: str
+    path: Path
+    counts: dict[str, int] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
+    error: str | None = None
+    unchanged: bool = False
+    virtualenv_built: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.issues
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "path": str(self.path),
+            "ok": self.ok,
+            "unchanged": self.unchanged,
+            "counts": self.counts,
+            "issues": [str(i) for i in self.issues],
+            "warnings": [str(i) for i in self.warnings],
+            "error": self.error,
+            "virtualenv_built": self.virtualenv_built,
+        }
+
+
+def _uid(kind: str, pack: str, name: str) -> str:
+    return f"{kind}:{pack}:{name}"
+
+
+def _action_doc(pack: LoadedPack, action: Any) -> dict[str, Any]:
+    meta = action.metadata
+    return {
+        "name": action.name,
+        "pack": pack.ref,
+        "ref": action.ref,
+        "uid": _uid("action", pack.ref, action.name),
+        "description": meta.get("description", ""),
+        "enabled": bool(meta.get("enabled", True)),
+        "entry_point": meta.get("entry_point", "") or "",
+        "runner_type": meta["runner_type"],
+        "parameters": dict(meta.get("parameters") or {}),
+        "output_schema": dict(meta.get("output_schema") or {}),
+        "tags": list(meta.get("tags") or []),
+        "notify": dict(meta.get("notify") or {}),
+        "metadata_file": action.source,
+    }
+
+
+def _generic_doc(kind: str, pack: LoadedPack, item: Any) -> dict[str, Any]:
+    doc = dict(item.metadata)
+    doc.update(
+        {
+            "name": item.name,
+            "pack": pack.ref,
+            "ref": item.ref,
+            "uid": _uid(kind, pack.ref, item.name),
+            "metadata_file": item.source,
+        }
+    )
+    return doc
+
+
+def _locate(pack: LoadedPack, source: str, exc: DomainError) -> list[Issue]:
+    """Attach file and line to issues that only carry a field path."""
+    issues = exc.issues or [Issue(message=exc.message)]
+    try:
+        doc = load_yaml_file(pack.path / source, display_name=source)
+    except YamlFileError:
+        doc = None
+    located = []
+    for issue in issues:
+        line = issue.line
+        if line is None and doc is not None and issue.path:
+            parts = tuple(issue.path.split("."))
+            line = doc.line_of(parts)
+        located.append(Issue(message=issue.message, file=source, line=line, path=issue.path))
+    return located
+
+
+class PackService:
+    """Registers packs found on the configured search paths."""
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+
+    def search_paths(self) -> list[Path]:
+        """Built-in packs first (they cannot be shadowed), then the configured directories."""
+        return [BUILTIN_PACKS_DIR, *self.settings.pack_dirs]
+
+    def discover(self) -> dict[str, Path]:
+        found = find_packs(self.search_paths())
+        for shadow in found.shadowed:
+            log.warning(
+                "pack %s at %s is shadowed by %s", shadow.ref, shadow.path, shadow.shadowed_by
+            )
+        out: dict[str, Path] = {}
+        for path in found.packs:
+            out[path.name] = path
+        return out
+
+    async def register_all(
+        self,
+        only: Sequence[str] | None = None,
+        *,
+        progress: Callable[[PackRegistration], None] | None = None,
+    ) -> list[PackRegistration]:
+        """Register every discovered pack (or those named in ``only``, by ref or dir name)."""
+        found = find_packs(self.search_paths())
+        wanted = set(only or ())
+        results: list[PackRegistration] = []
+        seen: set[str] = set()
+        for path in found.packs:
+            reg = await self.register_path(path, match=wanted or None)
+            if reg is None:
+                continue
+            seen.add(reg.ref)
+            seen.add(path.name)
+            results.append(reg)
+            if progress:
+                progress(reg)
+        for missing in sorted(wanted - seen):
+            reg = PackRegistration(ref=missing, path=Path(missing), error="pack not found")
+            reg.error = (
+                f"no pack {missing!r} on the pack search path "
+                f"({':'.join(str(p) for p in self.search_paths())})"
+            )
+            results.append(reg)
+            if progress:
+                progress(reg)
+        return results
+
+    async def register_path(
+        self, path: Path, *, match: set[str] | None = None
+    ) -> PackRegistration | None:
+        """Load and register the pack at ``path``; ``None`` if it is not in ``match``."""
+        try:
+            pack = load_pack(
+                path,
+                known_runners=RUNNER_TYPES.keys(),
+                config_dir=self.settings.configs_dir,
+            )
+        except PackError as exc:
+            if match is not None and path.name not in match:
+                return None
+            return PackRegistration(
+                ref=path.name, path=path, error=exc.message, issues=list(exc.issues)
+            )
+        if match is not None and pack.ref not in match and path.name not in match:
+            return None
+        reg = PackRegistration(
+            ref=pack.ref, path=path, issues=list(pack.issues), warnings=list(pack.warnings)
+        )
+        docs = self._build_docs(pack, reg)
+        if pack.requirements_file is not None:
+            try:
+                _python, built = await ensure_virtualenv(
+                    self.settings.home, pack.ref, pack.requirements_file
+                )
+                reg.virtualenv_built = built
+            except PackError as exc:
+                # Without its dependencies no Python action of the pack can run: do not
+                # register a pack that would fail at every execution.
+                reg.error = str(exc)
+                return reg
+        content_hash = content.doc_hash(
+            {"pack": pack.meta, "docs": docs, "config": pack.config, "path": str(pack.path)}
+        )
+        origin = "system" if path.resolve().is_relative_to(BUILTIN_PACKS_DIR) else "user"
+        pack_doc = self._pack_doc(pack, origin)
+        config = (
+            (pack.config, pack.config_schema, pack.secret_config_paths)
+            if (pack.config_schema is not None or pack.config)
+            else None
+        )
+        now = utcnow()
+
+        async def _replace(conn: AsyncConnection) -> dict[str, int] | None:
+            existing = await content.get_pack(conn, pack.ref)
+            if existing is not None and existing.content_hash == content_hash:
+                return None
+            return await content.replace_pack(
+                conn,
+                pack={
+                    "ref": pack.ref,
+                    "name": pack.meta.get("name", pack.ref),
+                    "description": pack.meta.get("description", ""),
+                    "version": pack.version,
+                    "path": str(pack.path),
+                    "doc": pack_doc,
+                    "content_hash": content_hash,
+                    "origin": origin,
+                },
+                content=docs,
+                config=config,
+                now=now,
+            )
+
+        counts = await self.db.write(_replace)
+        if counts is None:
+            reg.unchanged = True
+            reg.counts = {kind: len(items) for kind, items in docs.items()}
+        else:
+            reg.counts = counts
+        return reg
+
+    def _pack_doc(self, pack: LoadedPack, origin: str) -> dict[str, Any]:
+        meta = pack.meta
+        return {
+            "ref": pack.ref,
+            "uid": f"pack:{pack.ref}",
+            "name": meta.get("name", pack.ref),
+            "description": meta.get("description", ""),
+            "version": pack.version,
+            "author": meta.get("author", ""),
+            "email": meta.get("email", ""),
+            "keywords": list(meta.get("keywords") or []),
+            "contributors": list(meta.get("contributors") or []),
+            "dependencies": list(meta.get("dependencies") or []),
+            "python_versions": [str(v) for v in meta.get("python_versions") or []],
+            "stackstorm_version": meta.get("stackstorm_version", ""),
+            "path": str(pack.path),
+            "origin": origin,
+        }
+
+    def _build_docs(
+        self, pack: LoadedPack, reg: PackRegistration
+    ) -> dict[str, list[dict[str, Any]]]:
+        docs: dict[str, list[dict[str, Any]]] = {k: [] for k in content.CONTENT_TABLES}
+        for action in pack.actions:
+            runner = RUNNER_TYPES[action.runner_type]
+            try:
+                merge_parameter_specs(
+                    runner.runner_parameters, action.parameters, action_ref=action.ref
+                )
+            except DomainError as exc:
+                reg.issues.extend(_locate(pack, action.source, exc))
+                continue
+            docs["actions"].append(_action_doc(pack, action))
+        for kind, items, uid_kind in (
+            ("rules", pack.rules, "rule"),
+            ("sensors", pack.sensors, "sensor_type"),
+            ("policies", pack.policies, "policy"),
+            ("aliases", pack.aliases, "action_alias"),
+            ("triggers", pack.trigger_types, "trigger_type"),
+        ):
+            docs[kind] = [_generic_doc(uid_kind, pack, item) for item in items]
+        return docs

@@ -1,0 +1,362 @@
+"""The runner host: claims scheduled executions under a lease and runs them.
+
+* Claims up to its free capacity in one transaction (``scheduled`` → ``running``).
+* Renews the leases of everything in flight every ``lease/3`` seconds; if this process dies,
+  its leases expire and garbage collection marks the executions ``abandoned``.
+* Watches for ``canceling`` executions it holds and cancels their runs (runners kill the
+  process group).
+* Writes the result, the last output pieces and the terminal status in one transaction, and
+  only while it still holds the lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from squall.auth.service import AuthService, Principal
+from squall.config import Settings
+from squall.engine.datastore import DatastoreService
+from squall.engine.executions import ActionBundle, ExecutionService
+from squall.engine.output import BufferSink, OutputBuffer
+from squall.engine.virtualenvs import virtualenv_python
+from squall.engine.wakeup import Wakeups
+from squall.errors import DomainError, SquallError
+from squall.model.status import ExecutionStatus
+from squall.runners.base import RunContext, RunResult
+from squall.runners.registry import RunnerRegistry
+from squall.store import content
+from squall.store import executions as exrepo
+from squall.store.db import Database
+from squall.store.util import utcnow
+
+__all__ = ["ActionDatastore", "RunnerHost"]
+
+log = logging.getLogger(__name__)
+
+_S = ExecutionStatus
+
+#: Runners whose actions run as processes and get ``ST2_ACTION_AUTH_TOKEN``.
+_PROCESS_RUNNERS = frozenset({"local-shell-cmd", "local-shell-script", "python-script"})
+
+FinishHook = Callable[[AsyncConnection, exrepo.Execution], Any]
+
+
+class ActionDatastore:
+    """The datastore as a Python action's ``action_service`` sees it.
+
+    ``local=True`` (the default, as in StackStorm) prefixes the key with ``<pack>:`` so
+    actions of different packs do not collide.
+    """
+
+    def __init__(self, datastore: DatastoreService, principal: Principal, pack: str) -> None:
+        self._ds = datastore
+        self._principal = principal
+        self._pack = pack
+
+    def _name(self, name: str, local: bool) -> str:
+        return f"{self._pack}:{name}" if local else name
+
+    async def get_value(
+        self, name: str, *, local: bool = True, scope: str = "system", decrypt: bool = False
+    ) -> str | None:
+        try:
+            view = await self._ds.get(
+                self._principal, self._name(name, local), scope=scope, decrypt=decrypt
+            )
+        except DomainError as exc:
+            if exc.http_status == 404:
+                return None
+            raise
+        return view.value
+
+    async def set_value(
+        self,
+        name: str,
+        value: str,
+        *,
+        ttl: int | None = None,
+        local: bool = True,
+        scope: str = "system",
+        encrypt: bool = False,
+    ) -> bool:
+        await self._ds.set(
+            self._principal,
+            self._name(name, local),
+            value,
+            scope=scope,
+            secret=encrypt,
+            ttl=ttl,
+        )
+        return True
+
+    async def delete_value(self, name: str, *, local: bool = True, scope: str = "system") -> bool:
+        try:
+            await self._ds.delete(self._principal, self._name(name, local), scope=scope)
+        except DomainError as exc:
+            if exc.http_status == 404:
+                return False
+            raise
+        return True
+
+    async def list_values(
+        self, *, local: bool = True, prefix: str | None = None, scope: str = "system"
+    ) -> list[dict[str, Any]]:
+        full_prefix = self._name(prefix or "", local) if (local or prefix) else None
+        views = await self._ds.list(self._principal, scope=scope, prefix=full_prefix)
+        return [v.as_api() for v in views]
+
+
+@dataclass
+class _InFlight:
+    task: asyncio.Task[None]
+    cancel_requested: bool = False
+
+
+class RunnerHost:
+    """Service loop of the ``runner`` role."""
+
+    POLL_SECONDS = 1.0
+    SHUTDOWN_GRACE = 10.0
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        wakeups: Wakeups,
+        executions: ExecutionService,
+        datastore: DatastoreService,
+        auth: AuthService,
+        runners: RunnerRegistry,
+        owner: str,
+        on_finish: FinishHook | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.wakeups = wakeups
+        self.executions = executions
+        self.datastore = datastore
+        self.auth = auth
+        self.runners = runners
+        self.owner = owner
+        self.on_finish = on_finish
+        self.capacity = max(1, settings.runner_concurrency)
+        self.lease = timedelta(seconds=settings.lease_seconds)
+        self.output = OutputBuffer(db, interval=settings.output_flush_interval)
+        self._inflight: dict[str, _InFlight] = {}
+        self._stopping = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._inflight)
+
+    # --- loops ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.output.start()
+        heart = asyncio.get_running_loop().create_task(self._heartbeat(), name="runner-lease")
+        try:
+            while not self._stopping:
+                free = self.capacity - len(self._inflight)
+                claimed: list[exrepo.Execution] = []
+                if free > 0:
+                    try:
+                        claimed = await self._claim(min(free, 128))
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("claiming executions failed; retrying")
+                        await asyncio.sleep(1.0)
+                        continue
+                    for ex in claimed:
+                        task = asyncio.get_running_loop().create_task(
+                            self._execute(ex), name=f"execution-{ex.id}"
+                        )
+                        self._inflight[ex.id] = _InFlight(task)
+                if claimed and len(claimed) >= free:
+                    # Full: wait for a slot (a finishing execution signals "runner").
+                    await self.wakeups.wait("runner", self.POLL_SECONDS)
+                elif not claimed:
+                    await self.wakeups.wait("runner", self.POLL_SECONDS)
+        finally:
+            heart.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heart
+
+    async def _claim(self, limit: int) -> list[exrepo.Execution]:
+        now = utcnow()
+        until = now + self.lease
+
+        async def _do(conn: AsyncConnection) -> list[exrepo.Execution]:
+            return await exrepo.claim_scheduled(
+                conn, owner=self.owner, now=now, lease_until=until, limit=limit
+            )
+
+        return await self.db.write(_do)
+
+    async def _heartbeat(self) -> None:
+        interval = max(0.5, self.lease.total_seconds() / 3)
+        while True:
+            await self.wakeups.wait("cancel", interval)
+            try:
+                await self._renew_and_watch()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("lease renewal failed; retrying")
+
+    async def _renew_and_watch(self) -> None:
+        ids = list(self._inflight)
+        if not ids:
+            return
+        until = utcnow() + self.lease
+
+        async def _renew(conn: AsyncConnection) -> list[tuple[str, str]]:
+            await exrepo.renew_leases(conn, self.owner, ids, until)
+            return await exrepo.owned_by(conn, self.owner, statuses=[_S.CANCELING])
+
+        for execution_id, _status in await self.db.write(_renew):
+            entry = self._inflight.get(execution_id)
+            if entry is not None and not entry.cancel_requested:
+                entry.cancel_requested = True
+                entry.task.cancel()
+
+    # --- one execution ----------------------------------------------------------------------
+
+    async def _execute(self, ex: exrepo.Execution) -> None:
+        status: str = _S.FAILED
+        result: Any = None
+        token: str | None = None
+        try:
+            bundle = await self.executions.bundle(ex.action_snapshot)
+            ctx, token = await self._context(ex, bundle)
+            runner = self.runners.get(bundle.runner.name)
+            run_result: RunResult = await runner.run(ctx)
+            status, result = run_result.status, run_result.result
+        except asyncio.CancelledError:
+            entry = self._inflight.get(ex.id)
+            if entry is not None and entry.cancel_requested:
+                status, result = _S.CANCELED, {"error": "canceled by request"}
+            else:
+                # Shutdown: the action was killed with its runner host.
+                status, result = _S.ABANDONED, {"error": "Squall stopped while it ran"}
+        except SquallError as exc:
+            status, result = _S.FAILED, {"error": str(exc)}
+        except Exception as exc:
+            log.exception("execution %s crashed its runner", ex.id)
+            status, result = (
+                _S.FAILED,
+                {"error": f"internal error: {exc!r}", "traceback": traceback.format_exc()},
+            )
+        finally:
+            await self._finish(ex, status, result)
+            self._inflight.pop(ex.id, None)
+            if token is not None:
+                with contextlib.suppress(Exception):
+                    await self.auth.revoke_token(token)
+            self.wakeups.signal("runner")
+
+    async def _context(
+        self, ex: exrepo.Execution, bundle: ActionBundle
+    ) -> tuple[RunContext, str | None]:
+        pack_config: dict[str, Any] = {}
+        if bundle.runner.name != "noop":
+            async with self.db.read() as conn:
+                pack_config, _secret_paths = await content.get_pack_config(conn, bundle.pack)
+        resolved = await self.executions.resolve(
+            bundle, ex.parameters, user=ex.user, context=ex.context, pack_config=pack_config
+        )
+        token: str | None = None
+        env: dict[str, str] = {}
+        if bundle.runner.name in _PROCESS_RUNNERS:
+            timeout = resolved.runner.get("timeout") or 600
+            token, _record = await self.auth.issue_token(
+                ex.user,
+                ttl=min(int(timeout) + 300, self.auth.token_max_ttl),
+                metadata={"execution_id": ex.id},
+            )
+            env = {
+                "ST2_ACTION_PACK_NAME": bundle.pack,
+                "ST2_ACTION_EXECUTION_ID": ex.id,
+                "ST2_ACTION_API_URL": f"{self.settings.api_url}/api/v1",
+                "ST2_ACTION_AUTH_TOKEN": token,
+            }
+        pack_path = None
+        python = None
+        async with self.db.read() as conn:
+            pack = await content.get_pack(conn, bundle.pack)
+        if pack is not None:
+            from pathlib import Path
+
+            pack_path = Path(pack.path)
+        if bundle.runner.name == "python-script":
+            venv = virtualenv_python(self.settings.home, bundle.pack)
+            python = str(venv) if venv else None
+        principal = Principal(ex.user, roles=(), method="internal")
+        ctx = RunContext(
+            execution_id=ex.id,
+            action_ref=bundle.ref,
+            pack=bundle.pack,
+            runner_type=bundle.runner.name,
+            entry_point=bundle.doc.get("entry_point") or None,
+            pack_path=pack_path,
+            runner_parameters=resolved.runner,
+            action_parameters=resolved.action,
+            parameter_specs=bundle.specs,
+            output=BufferSink(self.output, ex.id),
+            datastore=ActionDatastore(self.datastore, principal, bundle.pack),
+            user=ex.user,
+            pack_config=pack_config,
+            env=env,
+            python=python,
+            context=dict(ex.context),
+            secret_names=bundle.secret_names,
+        )
+        return ctx, token
+
+    async def _finish(self, ex: exrepo.Execution, status: str, result: Any) -> None:
+        chunks = await self.output.take(ex.id)
+        now = utcnow()
+
+        async def _do(conn: AsyncConnection) -> exrepo.Execution | None:
+            await exrepo.append_output(conn, chunks, now=now)
+            done = await exrepo.finish(
+                conn, ex.id, status=status, result=result, now=now, owner=self.owner
+            )
+            if done is not None and self.on_finish is not None:
+                await self.on_finish(conn, done)
+            return done
+
+        try:
+            done = await self.db.write(_do)
+        except Exception:
+            log.exception("could not record the result of execution %s", ex.id)
+            return
+        if done is None:
+            log.warning(
+                "execution %s finished (%s) after its lease was lost; result dropped", ex.id, status
+            )
+
+    # --- shutdown ---------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Stop claiming; give running actions a grace period, then kill them."""
+        self._stopping = True
+        tasks = [e.task for e in self._inflight.values()]
+        if tasks:
+            log.info("waiting up to %.0fs for %d running actions", self.SHUTDOWN_GRACE, len(tasks))
+            _done, pending = await asyncio.wait(tasks, timeout=self.SHUTDOWN_GRACE)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+        await self.output.close()

@@ -1,0 +1,230 @@
+"""The runtime: one object wiring settings, storage and the services of this process.
+
+``squall up`` = :meth:`Runtime.open` + every role + the HTTP API in one asyncio loop.
+``squall serve --role …`` runs the same services, a subset per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import secrets
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from squall.auth.secrets import Cipher, load_or_create_key
+from squall.auth.service import SYSTEM_USER, AuthService, Principal
+from squall.config import Settings
+from squall.engine.datastore import DatastoreService
+from squall.engine.executions import ExecutionService
+from squall.engine.gc import GarbageCollector, abandon_orphans
+from squall.engine.packs import PackService
+from squall.engine.runner_host import RunnerHost
+from squall.engine.scheduler import Scheduler
+from squall.engine.wakeup import LocalWakeups, Wakeups
+from squall.errors import StoreError, ValidationError
+from squall.model.ids import new_id
+from squall.runners.registry import RunnerRegistry, RunnerSettings
+from squall.store import identity
+from squall.store.db import Database
+from squall.store.migrate import upgrade
+from squall.store.util import utcnow
+
+__all__ = ["ALL_ROLES", "Runtime", "parse_roles"]
+
+log = logging.getLogger(__name__)
+
+ALL_ROLES = (
+    "api",
+    "rules",
+    "scheduler",
+    "runner",
+    "workflow",
+    "timers",
+    "sensors",
+    "notifier",
+    "gc",
+)
+
+
+def parse_roles(roles: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Expand ``all`` and validate role names."""
+    out: list[str] = []
+    for role in roles:
+        if role == "all":
+            out.extend(ALL_ROLES)
+        elif role in ALL_ROLES:
+            out.append(role)
+        else:
+            raise ValidationError(
+                f"unknown role {role!r}", hint=f"roles: all, {', '.join(ALL_ROLES)}"
+            )
+    return tuple(dict.fromkeys(out))
+
+
+@dataclass
+class Runtime:
+    """Everything one Squall process runs."""
+
+    settings: Settings
+    db: Database
+    wakeups: Wakeups
+    cipher: Cipher
+    auth: AuthService
+    datastore: DatastoreService
+    executions: ExecutionService
+    packs: PackService
+    runners: RunnerRegistry
+    process_id: str
+    roles: tuple[str, ...]
+    runner_host: RunnerHost | None = None
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    _lock_file: IO[str] | None = None
+
+    # --- opening ----------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, settings: Settings, *, roles: tuple[str, ...] = ("all",)) -> Runtime:
+        """Open the database (migrating it), load keys and build the services."""
+        home = settings.home
+        home.mkdir(parents=True, exist_ok=True)
+        lock = cls._lock_home(home) if settings.is_sqlite else None
+        db = Database(settings.db_url, sqlite_synchronous=settings.sqlite_synchronous)
+        try:
+            await upgrade(db)
+        except Exception:
+            await db.close()
+            if lock is not None:
+                lock.close()
+            raise
+        cipher = Cipher(load_or_create_key(home / "datastore.key"))
+        wakeups = LocalWakeups()
+        auth = AuthService(db, token_ttl=settings.token_ttl, token_max_ttl=settings.token_max_ttl)
+        datastore = DatastoreService(db, cipher, wakeups)
+        executions = ExecutionService(db, wakeups, datastore, cipher)
+        runners = RunnerRegistry(
+            RunnerSettings(
+                python_workers=settings.python_workers,
+                python_max_runs_per_worker=settings.python_worker_max_runs,
+                http_allow_hosts=tuple(settings.http_allow_hosts),
+                http_deny_hosts=tuple(settings.http_deny_hosts),
+            )
+        )
+        rt = cls(
+            settings=settings,
+            db=db,
+            wakeups=wakeups,
+            cipher=cipher,
+            auth=auth,
+            datastore=datastore,
+            executions=executions,
+            packs=PackService(settings, db),
+            runners=runners,
+            process_id=f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}",
+            roles=parse_roles(roles),
+        )
+        rt._lock_file = lock
+        return rt
+
+    @staticmethod
+    def _lock_home(home: Path) -> IO[str]:
+        """One process per SQLite home: the database has a single writer."""
+        fh = (home / "squall.lock").open("a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise StoreError(
+                f"another Squall process is running with home {home}",
+                hint="stop it first, or use another --home (or PostgreSQL to run several)",
+            ) from None
+        return fh
+
+    # --- first start ------------------------------------------------------------------------
+
+    async def ensure_admin(self) -> str | None:
+        """Create the admin user on first start. Returns the password if one was generated."""
+        name = self.settings.admin_user
+        async with self.db.read() as conn:
+            existing = await identity.get_user(conn, name)
+        if existing is not None:
+            return None
+        password = self.settings.admin_password or secrets.token_urlsafe(12)
+        await self.auth.add_user(name, password, roles=["system_admin"])
+        creds = self.settings.home / "credentials"
+        fd = os.open(creds, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"user": name, "password": password, "url": self.settings.api_url}, fh)
+            fh.write("\n")
+        return None if self.settings.admin_password else password
+
+    @property
+    def system_principal(self) -> Principal:
+        return Principal(SYSTEM_USER, ("system_admin",), "internal")
+
+    # --- services ---------------------------------------------------------------------------
+
+    async def start_services(self) -> None:
+        """Start the background services of this process's roles."""
+        loop = asyncio.get_running_loop()
+        if self.settings.is_sqlite and {"runner", "gc"} <= set(self.roles):
+            # We hold the home lock: no other runner exists, so nothing can still be running.
+            n = await abandon_orphans(self.db, reason="Squall restarted while it was running")
+            if n:
+                log.warning("marked %d executions abandoned: Squall stopped while they ran", n)
+        if "scheduler" in self.roles:
+            self._tasks.append(
+                loop.create_task(Scheduler(self.db, self.wakeups).run(), name="scheduler")
+            )
+        if "runner" in self.roles:
+            self.runner_host = RunnerHost(
+                settings=self.settings,
+                db=self.db,
+                wakeups=self.wakeups,
+                executions=self.executions,
+                datastore=self.datastore,
+                auth=self.auth,
+                runners=self.runners,
+                owner=self.process_id,
+            )
+            self._tasks.append(loop.create_task(self.runner_host.run(), name="runner-host"))
+        if "gc" in self.roles:
+            gc = GarbageCollector(self.db, interval=max(1.0, self.settings.lease_seconds / 3))
+            self._tasks.append(loop.create_task(gc.run(), name="gc"))
+        for task in self._tasks:
+            task.add_done_callback(self._service_done)
+
+    @staticmethod
+    def _service_done(task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("service %s stopped: %r", task.get_name(), exc, exc_info=exc)
+
+    async def close(self) -> None:
+        """Stop services (giving running actions a grace period) and close the database."""
+        if self.runner_host is not None:
+            await self.runner_host.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await self.runners.close()
+        await self.wakeups.close()
+        await self.db.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    @staticmethod
+    def now() -> Any:
+        return utcnow()

@@ -1,0 +1,68 @@
+"""The scheduler: moves ``requested`` (and due ``delayed``) executions to ``scheduled``.
+
+Claims are batched: one transaction moves up to a few hundred executions. Policies
+(concurrency, throttling) hook in here: they decide, per claimed execution, between
+scheduling it now, delaying it or canceling it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from squall.engine.wakeup import Wakeups
+from squall.store import executions as exrepo
+from squall.store.db import Database
+from squall.store.util import utcnow
+
+__all__ = ["Scheduler"]
+
+log = logging.getLogger(__name__)
+
+#: Hook applied inside the claiming transaction: may change the status of claimed rows.
+PolicyHook = Callable[[AsyncConnection, Sequence[exrepo.Execution]], Awaitable[None]]
+
+
+class Scheduler:
+    """Service loop of the ``scheduler`` role."""
+
+    BATCH = 256
+    #: Safety-net poll: also picks up delayed executions that became due.
+    POLL_SECONDS = 0.5
+
+    def __init__(self, db: Database, wakeups: Wakeups, *, policy: PolicyHook | None = None) -> None:
+        self.db = db
+        self.wakeups = wakeups
+        self.policy = policy
+
+    async def tick(self) -> int:
+        """Schedule what is due; returns how many executions were claimed."""
+        now = utcnow()
+
+        async def _claim(conn: AsyncConnection) -> int:
+            claimed = await exrepo.claim_requested(conn, now=now, limit=self.BATCH)
+            if claimed and self.policy is not None:
+                await self.policy(conn, claimed)
+            return len(claimed)
+
+        count = await self.db.write(_claim)
+        if count:
+            self.wakeups.signal("runner")
+        return count
+
+    async def run(self) -> None:
+        while True:
+            try:
+                count = await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduler tick failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            if count >= self.BATCH:
+                continue  # more waiting: keep going without sleeping
+            await self.wakeups.wait("scheduler", self.POLL_SECONDS)
