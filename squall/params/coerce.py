@@ -93,6 +93,8 @@ def _to_array(raw: str, spec: Mapping[str, Any], name: str | None) -> list[Any]:
         if not isinstance(value, list):
             raise _CastError("an array")
         return value
+    if text.startswith("{"):
+        raise _CastError("an array (a JSON list or a,b,c)")
     items = spec.get("items")
     if isinstance(items, Mapping) and items.get("type"):
         return [coerce_cli_value(items, part, name=f"{name or 'value'}[{i}]")
