@@ -76,7 +76,7 @@ class ContentLoader:
     def __init__(self, pack: LoadedPack, known_runners: frozenset[str]) -> None:
         self.pack = pack
         self.known_runners = known_runners
-        # kind → name → (source file, line) of the first definition.
+        # kind → name → "file:line" of the first definition, for duplicate messages.
         self._names: dict[str, dict[str, str]] = {kind.kind: {} for kind in KINDS}
 
     def load_all(self) -> None:

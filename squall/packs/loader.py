@@ -51,8 +51,8 @@ def _pack_error(pack_dir: Path, reason: str, *, issues: list[Issue] | None = Non
     )
 
 
-def _read_pack_meta(pack_dir: Path) -> tuple[YamlDocument, dict[str, Any], str, list[Issue]]:
-    """Read and validate pack.yaml; return the document, normalized meta, ref and warnings."""
+def _read_pack_meta(pack_dir: Path) -> tuple[dict[str, Any], str, list[Issue]]:
+    """Read and validate pack.yaml; return the normalized meta, the ref and warnings."""
     if not pack_dir.exists():
         raise _pack_error(pack_dir, "the directory does not exist")
     if not pack_dir.is_dir():
@@ -94,7 +94,7 @@ def _read_pack_meta(pack_dir: Path) -> tuple[YamlDocument, dict[str, Any], str, 
         for key in doc.data
         if key not in PACK_FIELDS
     ]
-    return doc, meta, ref, warnings
+    return meta, ref, warnings
 
 
 def read_pack_ref(pack_dir: Path) -> str:
@@ -133,7 +133,7 @@ def load_pack(
             invalid (the error's ``issues`` point at the lines).
     """
     pack_dir = Path(pack_dir).absolute()
-    _doc, meta, ref, warnings = _read_pack_meta(pack_dir)
+    meta, ref, warnings = _read_pack_meta(pack_dir)
     pack = LoadedPack(ref=ref, meta=meta, path=pack_dir, warnings=warnings)
 
     ContentLoader(pack, frozenset(known_runners)).load_all()

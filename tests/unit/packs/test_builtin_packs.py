@@ -56,20 +56,18 @@ def test_core_has_stackstorms_action_refs_and_parameters(packs: dict[str, Loaded
         "ask": set(),
         "echo": {"message", "cmd", "kwarg_op", "sudo", "sudo_password"},
         "error": {"message", "cmd", "kwarg_op", "sudo", "sudo_password"},
-        "http": set(
-            [
-                "auth",
-                "body",
-                "file_content",
-                "file_content_type",
-                "file_name",
-                "file_path",
-                "headers",
-                "method",
-                "params",
-                "timeout",
-            ]
-        ),
+        "http": {
+            "auth",
+            "body",
+            "file_content",
+            "file_content_type",
+            "file_name",
+            "file_path",
+            "headers",
+            "method",
+            "params",
+            "timeout",
+        },
         "inject_trigger": {"trigger", "trigger_name", "payload", "trace_tag"},
         "local": {"cmd", "sudo"},
         "local_sudo": {"cmd", "sudo"},
@@ -77,19 +75,17 @@ def test_core_has_stackstorms_action_refs_and_parameters(packs: dict[str, Loaded
         "pause": {"max_pause", "random"},
         "remote": {"cmd", "sudo"},
         "remote_sudo": {"cmd", "sudo"},
-        "sendmail": set(
-            [
-                "sendmail_binary",
-                "from",
-                "to",
-                "subject",
-                "send_empty_body",
-                "content_type",
-                "body",
-                "sudo",
-                "attachments",
-            ]
-        ),
+        "sendmail": {
+            "sendmail_binary",
+            "from",
+            "to",
+            "subject",
+            "send_empty_body",
+            "content_type",
+            "body",
+            "sudo",
+            "attachments",
+        },
         "uuid": {"uuid_type"},
     }
     core = packs["core"]
@@ -465,3 +461,21 @@ def test_sendmail_without_any_binary(packs: dict[str, LoadedPack], tmp_path: Pat
     done = subprocess.run(["/bin/sh", *argv], capture_output=True, text=True, env=env, timeout=10)
     assert done.returncode == 1
     assert "no sendmail binary found" in done.stderr and "msmtp-mta" in done.stderr
+
+
+def test_overridden_runner_parameters_only_change_what_stackstorm_allows(
+    packs: dict[str, LoadedPack],
+) -> None:
+    overridable = {"default", "description", "enum", "immutable", "required"}
+    for pack in packs.values():
+        for action in pack.actions:
+            runner_params = RUNNER_TYPES[action.runner_type].runner_parameters
+            for name, spec in action.parameters.items():
+                if name not in runner_params:
+                    continue
+                changed = {
+                    key
+                    for key, value in spec.items()
+                    if key not in overridable and runner_params[name].get(key) != value
+                }
+                assert not changed, f"{action.ref}: {name} overrides {changed}"
