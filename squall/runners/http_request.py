@@ -94,7 +94,7 @@ class HttpRequestRunner(Runner):
             rules, request_kwargs, timeout = self._prepare(ctx)
             url = httpx.URL(request_kwargs.pop("url"))
             if url.scheme not in ("http", "https"):
-                raise RunnerError(f"url must be http:// or https://, got {str(url)!r}")
+                raise RunnerError(f"url must be http:// or https://, got {_shown(url)!r}")
             client = self._client(ctx.runner_parameters)
             request = client.build_request(url=url, timeout=timeout, **request_kwargs)
         except (RunnerError, httpx.InvalidURL, ValueError, TypeError) as exc:
@@ -120,7 +120,7 @@ class HttpRequestRunner(Runner):
                 refusal = rule.refusal(request.url)
                 if refusal:
                     what = "redirect target" if hop else "url"
-                    return _failed(f"{what} {str(request.url)!r} refused: {refusal}")
+                    return _failed(f"{what} {_shown(request.url)!r} refused: {refusal}")
             response = await client.send(request, stream=True)
             try:
                 next_request = response.next_request
@@ -270,6 +270,11 @@ class HttpRequestRunner(Runner):
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await client.aclose()
+
+
+def _shown(url: httpx.URL) -> str:
+    """``url`` for messages: without user:password@."""
+    return str(url.copy_with(userinfo=b"")) if url.userinfo else str(url)
 
 
 def _failed(message: str) -> RunResult:

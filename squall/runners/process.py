@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import logging
 import os
 import signal
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,8 @@ __all__ = [
     "run_process",
     "strip_trailing_newline",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Default cap on the output kept (and streamed) per stream: 10 MiB.
 DEFAULT_OUTPUT_LIMIT = 10 * 1024 * 1024
@@ -106,6 +109,7 @@ class StreamCapture:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._parts: list[str] = []
         self._seen = 0
+        self._sink_failed = False
         self.truncated = False
 
     async def feed(self, data: bytes) -> None:
@@ -131,9 +135,18 @@ class StreamCapture:
             await self._emit(self._decoder.decode(b"", final=True))
 
     async def _emit(self, text: str) -> None:
-        if text:
-            self._parts.append(text)
+        if not text:
+            return
+        self._parts.append(text)
+        if self._sink_failed:
+            return
+        try:
             await self._sink.write(self.stream, text)
+        except Exception:
+            # Live output is best effort: the pipe must keep draining (or the action blocks)
+            # and the result still carries the text.
+            self._sink_failed = True
+            log.exception("streaming %s failed; output is kept for the result only", self.stream)
 
     @property
     def text(self) -> str:

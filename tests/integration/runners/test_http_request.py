@@ -295,3 +295,13 @@ async def test_password_not_in_error_messages(runner, http_ctx):
     )
     res = await runner.run(ctx)
     assert "hunter2" not in json.dumps(res.result)
+
+
+async def test_url_credentials_not_in_refusal(runner, http_ctx):
+    ctx = http_ctx(
+        "http://bob:pa55word@127.0.0.1:1/x", runner_parameters={"url_hosts_whitelist": ["a.b"]}
+    )
+    res = await runner.run(ctx)
+    assert res.status == ExecutionStatus.FAILED
+    assert "pa55word" not in res.result["error"]
+    assert "http://127.0.0.1:1/x" in res.result["error"]

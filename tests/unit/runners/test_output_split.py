@@ -83,3 +83,16 @@ async def test_demux_finish_flushes_to_execution():
     await demux.finish()
     await demux.wait_ended()
     assert cap.text == "crash log\x00"
+
+
+async def test_capture_survives_a_failing_sink(caplog):
+    class Broken:
+        async def write(self, stream: str, data: str) -> None:
+            raise OSError("database gone")
+
+    cap = StreamCapture("stdout", Broken())
+    await cap.feed(b"one ")
+    await cap.feed(b"two")
+    await cap.finish()
+    assert cap.text == "one two"
+    assert "streaming stdout failed" in caplog.text
