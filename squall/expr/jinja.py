@@ -289,7 +289,16 @@ def render_value(value: Any, context: Mapping[str, Any]) -> Any:
     if isinstance(value, str):
         return render_native(value, context) if is_template(value) else value
     if isinstance(value, Mapping):
-        return {render_value(k, context): render_value(v, context) for k, v in value.items()}
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            rendered_key = render_value(key, context)
+            try:
+                out[rendered_key] = render_value(item, context)
+            except TypeError as exc:  # the key rendered to a list or dict
+                raise ExpressionError(
+                    f"Template key {key!r} rendered to {rendered_key!r}, which cannot be a key"
+                ) from exc
+        return out
     if isinstance(value, list | tuple):
         return [render_value(v, context) for v in value]
     return value

@@ -205,6 +205,11 @@ class KVValue(str, DynamicLookup):
     def lookup_attr(self, name: str) -> Any:
         return self.snapshot.value(self.ref.scope, f"{self.ref.name}.{name}")
 
+    def lookup_item(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return self.lookup_attr(key)
+        return str.__getitem__(self, key)  # indexing and slicing work as on any string
+
     def decrypted(self) -> str:
         """Plain text of this value (decrypting it when it is a secret)."""
         text = str.__str__(self)

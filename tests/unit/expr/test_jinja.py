@@ -187,3 +187,8 @@ def test_render_many_times_is_fast() -> None:
         render_native("{{ x + 1 }}", ctx)
     per_call = (time.perf_counter() - start) / 2000
     assert per_call < 0.0005  # cached compile: far below a parse per render
+
+
+def test_render_value_rejects_unhashable_rendered_keys() -> None:
+    with pytest.raises(ExpressionError, match="cannot be a key"):
+        render_value({"{{ [1] }}": "v"}, {})

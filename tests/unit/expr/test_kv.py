@@ -160,6 +160,7 @@ def test_kv_values_work_like_strings_in_templates() -> None:
     assert render_native("{{ st2kv.system.foo == 'bar' }}", ctx) is True
     assert render_native("{{ st2kv.system.n | int + 1 }}", ctx) == 4
     assert render_native("{{ st2kv.system.foo ~ '!' }}", ctx) == "bar!"
+    assert render_native("{{ st2kv.system.foo[0] }}{{ st2kv.system.foo[1:] }}", ctx) == "bar"
 
 
 def test_datastore_objects_expose_no_python_attributes() -> None:
