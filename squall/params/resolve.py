@@ -205,7 +205,7 @@ class CompiledParameters:
                 path=f"parameters.{name}",
             )
             for name, value in provided.items()
-            if name in self._immutable and value != self._immutable[name]
+            if name in self._immutable and value is not None and value != self._immutable[name]
         ]
         if issues:
             raise ParameterError(f"immutable parameters were given{self._where()}", issues=issues)
@@ -278,10 +278,13 @@ class CompiledParameters:
         """
         self._check_provided(provided)
         values = {**self._defaults, **provided}
+        for name, value in provided.items():
+            if value is None and name in self._defaults:
+                values[name] = self._defaults[name]  # an explicit null means "use the default"
         templated_names = [
             n
             for n, v in values.items()
-            if (n in self._templated_defaults and n not in provided)
+            if (n in self._templated_defaults and v is self._defaults[n])
             or (n in provided and _has_template(v))
         ]
         if templated_names:

@@ -95,6 +95,19 @@ def test_immutable_parameters() -> None:
     assert "immutable" in str(info.value)
 
 
+def test_explicit_null_means_default() -> None:
+    specs = {
+        "a": {"type": "integer", "default": 5},
+        "b": {"type": "string", "default": "{{ a }}!"},
+        "c": {"type": "string", "immutable": True, "default": "fixed"},
+    }
+    assert resolve(specs, {"a": None, "b": None, "c": None}).all == {
+        "a": 5,
+        "b": "5!",
+        "c": "fixed",
+    }
+
+
 def test_missing_required_lists_all() -> None:
     specs = {
         "a": {"type": "string", "required": True},
