@@ -175,15 +175,14 @@ class LocalShellRunner(Runner):
             message = f"Action failed to complete in {timeout} seconds"
             return RunResult(ExecutionStatus.TIMEOUT, shell_result(outcome, error=message))
         error = None
-        if (
-            used_sudo
-            and outcome.return_code != 0
-            and any(s in outcome.stderr for s in _SUDO_NEEDS_PASSWORD)
-        ):
-            error = (
-                "sudo needs a password: set the sudo_password runner parameter, or allow "
-                "passwordless sudo (NOPASSWD) for the Squall user"
-            )
+        if used_sudo and outcome.return_code != 0:
+            if any(s in outcome.stderr for s in _SUDO_NEEDS_PASSWORD):
+                error = (
+                    "sudo needs a password: set the sudo_password runner parameter, or allow "
+                    "passwordless sudo (NOPASSWD) for the Squall user"
+                )
+            elif "incorrect password" in outcome.stderr:
+                error = "sudo rejected the sudo_password runner parameter"
         status = ExecutionStatus.SUCCEEDED if outcome.return_code == 0 else ExecutionStatus.FAILED
         return RunResult(status, shell_result(outcome, error=error))
 

@@ -296,6 +296,15 @@ async def test_sudo_password_prompt_fails_clearly_instead_of_hanging(make_ctx, t
             runner_parameters={"cmd": "echo hi", "sudo": True, "sudo_password": "sesame"},
         )
     )
+    wrong = await runner.run(
+        make_ctx(
+            "local-shell-cmd",
+            runner_parameters={"cmd": "echo hi", "sudo": True, "sudo_password": "guess"},
+        )
+    )
+    assert wrong.status == ExecutionStatus.FAILED
+    assert wrong.result["error"] == "sudo rejected the sudo_password runner parameter"
+    assert "guess" not in repr(wrong.result)
     assert ok.status == ExecutionStatus.SUCCEEDED, ok.result
     assert ok.result["stdout"] == "hi"
     assert "sesame" not in repr(ok.result)
