@@ -12,10 +12,11 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from squall.errors import AuthError, ConflictError, NotFoundError, ValidationError
 from squall.model.ids import new_id
@@ -95,12 +96,10 @@ class AuthService:
         pw_hash = _hasher.hash(password)
         now = utcnow()
 
-        async def _create(conn: AsyncConnection) -> None:
-            if await identity.get_user(conn, name) is not None:
+        def _create(conn: Connection) -> None:
+            if identity.get_user(conn, name) is not None:
                 raise ConflictError(f"user {name!r} already exists")
-            await identity.create_user(
-                conn, name, password_hash=pw_hash, roles=roles or [], now=now
-            )
+            identity.create_user(conn, name, password_hash=pw_hash, roles=roles or [], now=now)
 
         await self.db.write(_create)
 
@@ -109,16 +108,16 @@ class AuthService:
         pw_hash = _hasher.hash(password)
         now = utcnow()
 
-        async def _update(conn: AsyncConnection) -> bool:
-            return await identity.update_user(conn, name, now=now, password_hash=pw_hash)
+        def _update(conn: Connection) -> bool:
+            return identity.update_user(conn, name, now=now, password_hash=pw_hash)
 
         if not await self.db.write(_update):
             raise NotFoundError(f"user {name!r} does not exist")
 
     async def verify_password(self, name: str, password: str) -> identity.User:
         """Return the user if ``password`` is right; :class:`AuthError` otherwise."""
-        async with self.db.read() as conn:
-            user = await identity.get_user(conn, name)
+
+        user = await self.db.read(lambda conn: identity.get_user(conn, name))
         if user is None or not user.enabled or not user.password_hash:
             # Hash anyway so a missing user is not faster to reject than a wrong password.
             _hasher.hash(password)
@@ -147,8 +146,8 @@ class AuthService:
         token = secrets.token_hex(16)
         now = utcnow()
 
-        async def _create(conn: AsyncConnection) -> identity.Token:
-            return await identity.create_token(
+        def _create(conn: Connection) -> identity.Token:
+            return identity.create_token(
                 conn,
                 id=new_id(),
                 token_hash=hash_secret(token),
@@ -163,13 +162,14 @@ class AuthService:
     async def revoke_token(self, token: str) -> bool:
         self._cache.pop(hash_secret(token), None)
 
-        async def _revoke(conn: AsyncConnection) -> bool:
-            return await identity.revoke_token(conn, hash_secret(token))
+        def _revoke(conn: Connection) -> bool:
+            return identity.revoke_token(conn, hash_secret(token))
 
         return await self.db.write(_revoke)
 
-    async def _roles(self, conn: AsyncConnection, user: str) -> tuple[str, ...]:
-        record = await identity.get_user(conn, user)
+    @staticmethod
+    def _roles(conn: Connection, user: str) -> tuple[str, ...]:
+        record = identity.get_user(conn, user)
         if record is None:
             return ()
         return tuple(record.roles)
@@ -179,13 +179,17 @@ class AuthService:
         cached = self._cached(digest)
         if cached is not None:
             return cached
-        async with self.db.read() as conn:
-            record = await identity.find_token(conn, digest)
+
+        def _read(conn: Connection) -> Any:
+            record = identity.find_token(conn, digest)
             if record is None or record.revoked:
                 raise AuthError("invalid or revoked token", hint="log in again")
             if record.expiry <= utcnow():
                 raise AuthError("the token has expired", hint="log in again")
-            roles = await self._roles(conn, record.user)
+            roles = self._roles(conn, record.user)
+            return record, roles
+
+        record, roles = await self.db.read(_read)
         principal = Principal(record.user, roles, "token", record.expiry)
         self._remember(digest, principal)
         return principal
@@ -198,8 +202,8 @@ class AuthService:
         key = secrets.token_urlsafe(36)
         now = utcnow()
 
-        async def _create(conn: AsyncConnection) -> identity.ApiKey:
-            return await identity.create_api_key(
+        def _create(conn: Connection) -> identity.ApiKey:
+            return identity.create_api_key(
                 conn,
                 id=new_id(),
                 key_hash=hash_secret(key),
@@ -215,11 +219,15 @@ class AuthService:
         cached = self._cached(digest)
         if cached is not None:
             return cached
-        async with self.db.read() as conn:
-            record = await identity.find_api_key(conn, digest)
+
+        def _read(conn: Connection) -> Any:
+            record = identity.find_api_key(conn, digest)
             if record is None or not record.enabled:
                 raise AuthError("invalid or disabled API key")
-            roles = await self._roles(conn, record.user)
+            roles = self._roles(conn, record.user)
+            return record, roles
+
+        record, roles = await self.db.read(_read)
         principal = Principal(record.user, roles, "api_key")
         self._remember(digest, principal)
         return principal

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from squall.auth.secrets import Cipher
 from squall.auth.service import Principal
@@ -131,8 +131,10 @@ class DatastoreService:
         scope_n = kvstore.normalize_scope(scope)
         owner = self._target_user(principal, scope_n, user)
         now = utcnow()
-        async with self.db.read() as conn:
-            item = await kvstore.get(conn, name, scope=scope_n, user=owner, now=now)
+
+        item = await self.db.read(
+            lambda conn: kvstore.get(conn, name, scope=scope_n, user=owner, now=now)
+        )
         if item is None:
             raise NotFoundError(f"key {name!r} not found in scope {scope_n}")
         if decrypt:
@@ -154,10 +156,14 @@ class DatastoreService:
         scope_n = None if scope in (None, "", "all") else kvstore.normalize_scope(scope)
         owner = self._target_user(principal, "user", user)
         now = utcnow()
-        async with self.db.read() as conn:
-            items = await kvstore.list_keys(
+
+        def _read(conn: Connection) -> Any:
+            items = kvstore.list_keys(
                 conn, scope=scope_n, user=owner, prefix=prefix, now=now, limit=limit, offset=offset
             )
+            return items
+
+        items = await self.db.read(_read)
         if decrypt:
             for item in items:
                 self._check_decrypt(principal, item)
@@ -190,8 +196,8 @@ class DatastoreService:
             stored = self.cipher.encrypt(value) if secret else value
         now = utcnow()
 
-        async def _set(conn: AsyncConnection) -> tuple[kvstore.KeyValue, kvstore.KeyValue | None]:
-            return await kvstore.set_value(
+        def _set(conn: Connection) -> tuple[kvstore.KeyValue, kvstore.KeyValue | None]:
+            return kvstore.set_value(
                 conn, name, stored, scope=scope_n, user=owner, secret=secret, ttl=ttl, now=now
             )
 
@@ -210,8 +216,8 @@ class DatastoreService:
         owner = self._target_user(principal, scope_n, user)
         now = utcnow()
 
-        async def _delete(conn: AsyncConnection) -> kvstore.KeyValue | None:
-            return await kvstore.delete(conn, name, scope=scope_n, user=owner, now=now)
+        def _delete(conn: Connection) -> kvstore.KeyValue | None:
+            return kvstore.delete(conn, name, scope=scope_n, user=owner, now=now)
 
         if await self.db.write(_delete) is None:
             raise NotFoundError(f"key {name!r} not found in scope {scope_n}")
@@ -221,8 +227,8 @@ class DatastoreService:
     async def fetch(self, refs: AbstractSet[KeyRef]) -> Mapping[KeyRef, KVEntry]:
         """Fetch keys for template rendering (the second pass of ``render_with_kv``)."""
         wanted = [(r.scope, r.user or "", r.name) for r in refs]
-        async with self.db.read() as conn:
-            found = await kvstore.get_many(conn, wanted, now=utcnow())
+
+        found = await self.db.read(lambda conn: kvstore.get_many(conn, wanted, now=utcnow()))
         out: dict[KeyRef, KVEntry] = {}
         for (scope, owner, name), item in found.items():
             out[KeyRef(scope, owner or None, name)] = KVEntry(item.value, item.secret)

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from squall.auth.secrets import Cipher
 from squall.auth.service import Principal
+from squall.engine.content_cache import ContentCache
 from squall.engine.datastore import DatastoreService
 from squall.engine.wakeup import Wakeups
 from squall.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
@@ -78,6 +79,7 @@ class ExecutionService:
         self.datastore = datastore
         self.cipher = cipher
         self._bundles: OrderedDict[str, ActionBundle] = OrderedDict()
+        self.content = ContentCache(db)
 
     # --- action versions --------------------------------------------------------------------
 
@@ -125,15 +127,14 @@ class ExecutionService:
         cached = self._bundles.get(snapshot)
         if cached is not None:
             return cached
-        async with self.db.read() as conn:
-            doc = await content.get_snapshot(conn, snapshot)
+
+        doc = await self.db.read(lambda conn: content.get_snapshot(conn, snapshot))
         if doc is None:
             raise NotFoundError(f"action version {snapshot} is missing from the database")
         return self.bundle_from_doc(snapshot, doc)
 
     async def action(self, ref: str) -> tuple[content.ActionRecord, ActionBundle]:
-        async with self.db.read() as conn:
-            record = await content.get_action(conn, ref)
+        record = await self.content.action(ref)
         if record is None:
             raise NotFoundError(
                 f"action {ref!r} not found", hint="`squall action list` shows the actions"
@@ -189,8 +190,8 @@ class ExecutionService:
         ctx = dict(context or {})
         ctx.setdefault("user", principal.user)
         ctx.setdefault("pack", bundle.pack)
-        async with self.db.read() as conn:
-            pack_config, _secret_paths = await content.get_pack_config(conn, bundle.pack)
+
+        pack_config, _secret_paths = await self.content.pack_config(bundle.pack)
         # Fail fast: a request whose parameters cannot resolve is rejected with the reason.
         await self.resolve(
             bundle, params, user=principal.user, context=ctx, pack_config=pack_config
@@ -216,16 +217,17 @@ class ExecutionService:
             status=_S.DELAYED if not_before else _S.REQUESTED,
         )
 
-        async def _insert(conn: AsyncConnection) -> None:
-            await exrepo.insert(conn, [row])
+        def _insert(conn: Connection) -> None:
+            exrepo.insert(conn, [row])
 
         await self.db.write(_insert)
         self.wakeups.signal("scheduler")
         return exrepo.Execution.from_row(_RowProxy(row))
 
     async def get(self, execution_id: str, *, with_result: bool = True) -> exrepo.Execution:
-        async with self.db.read() as conn:
-            ex = await exrepo.get(conn, execution_id, with_result=with_result)
+        ex = await self.db.read(
+            lambda conn: exrepo.get(conn, execution_id, with_result=with_result)
+        )
         if ex is None:
             raise NotFoundError(f"execution {execution_id!r} not found")
         return ex
@@ -236,8 +238,8 @@ class ExecutionService:
         self._check_owner(principal, ex, "cancel")
         now = utcnow()
 
-        async def _cancel(conn: AsyncConnection) -> tuple[exrepo.Execution | None, bool]:
-            return await exrepo.request_cancel(conn, execution_id, now=now)
+        def _cancel(conn: Connection) -> tuple[exrepo.Execution | None, bool]:
+            return exrepo.request_cancel(conn, execution_id, now=now)
 
         updated, changed = await self.db.write(_cancel)
         if updated is None:

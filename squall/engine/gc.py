@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from squall.model.status import ExecutionStatus
 from squall.store import executions as exrepo
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 _S = ExecutionStatus
 
-AbandonHook = Callable[[AsyncConnection, exrepo.Execution], Awaitable[None]]
+AbandonHook = Callable[[Connection, exrepo.Execution], None]
 
 
 async def abandon_orphans(
@@ -37,17 +37,17 @@ async def abandon_orphans(
     """Abandon every execution still marked running (caller knows no runner is alive)."""
     now = utcnow()
 
-    async def _do(conn: AsyncConnection) -> int:
-        rows = await conn.execute(
+    def _do(conn: Connection) -> int:
+        rows = conn.execute(
             sa.select(executions.c.id).where(executions.c.status.in_([_S.RUNNING, _S.CANCELING]))
         )
         count = 0
         for (execution_id,) in rows.all():
-            done = await exrepo.abandon(conn, execution_id, now=now, reason=reason)
+            done = exrepo.abandon(conn, execution_id, now=now, reason=reason)
             if done is not None:
                 count += 1
                 if on_abandon is not None:
-                    await on_abandon(conn, done)
+                    on_abandon(conn, done)
         return count
 
     return await db.write(_do)
@@ -70,11 +70,11 @@ class GarbageCollector:
     async def reap_expired_leases(self) -> int:
         now = utcnow()
 
-        async def _do(conn: AsyncConnection) -> int:
-            expired = await exrepo.expired_leases(conn, now=now)
+        def _do(conn: Connection) -> int:
+            expired = exrepo.expired_leases(conn, now=now)
             count = 0
             for ex in expired:
-                done = await exrepo.abandon(
+                done = exrepo.abandon(
                     conn,
                     ex.id,
                     now=now,
@@ -83,7 +83,7 @@ class GarbageCollector:
                 if done is not None:
                     count += 1
                     if self.on_abandon is not None:
-                        await self.on_abandon(conn, done)
+                        self.on_abandon(conn, done)
             return count
 
         count = await self.db.write(_do)
@@ -94,9 +94,9 @@ class GarbageCollector:
     async def purge(self) -> None:
         now = utcnow()
 
-        async def _do(conn: AsyncConnection) -> None:
-            await kvstore.purge_expired(conn, now=now)
-            await conn.execute(tokens.delete().where(tokens.c.expiry < now))
+        def _do(conn: Connection) -> None:
+            kvstore.purge_expired(conn, now=now)
+            conn.execute(tokens.delete().where(tokens.c.expiry < now))
 
         await self.db.write(_do)
 

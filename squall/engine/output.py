@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from squall.store import executions as exrepo
 from squall.store.db import Database
@@ -80,8 +80,8 @@ class OutputBuffer:
         batch, self._pending = self._pending, []
         now = utcnow()
 
-        async def _write(conn: AsyncConnection) -> None:
-            await exrepo.append_output(conn, batch, now=now)
+        def _write(conn: Connection) -> None:
+            exrepo.append_output(conn, batch, now=now)
 
         self._inflight = asyncio.ensure_future(self.db.write(_write))
         try:

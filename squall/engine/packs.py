@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from squall.config import Settings
 from squall.engine.virtualenvs import ensure_virtualenv
@@ -117,9 +117,16 @@ def _locate(pack: LoadedPack, source: str, exc: DomainError) -> list[Issue]:
 class PackService:
     """Registers packs found on the configured search paths."""
 
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.db = db
+        self.on_change = on_change
 
     def search_paths(self) -> list[Path]:
         """Built-in packs first (they cannot be shadowed), then the configured directories."""
@@ -212,11 +219,11 @@ class PackService:
         )
         now = utcnow()
 
-        async def _replace(conn: AsyncConnection) -> dict[str, int] | None:
-            existing = await content.get_pack(conn, pack.ref)
+        def _replace(conn: Connection) -> dict[str, int] | None:
+            existing = content.get_pack(conn, pack.ref)
             if existing is not None and existing.content_hash == content_hash:
                 return None
-            return await content.replace_pack(
+            return content.replace_pack(
                 conn,
                 pack={
                     "ref": pack.ref,
@@ -234,6 +241,8 @@ class PackService:
             )
 
         counts = await self.db.write(_replace)
+        if self.on_change is not None:
+            self.on_change()
         if counts is None:
             reg.unchanged = True
             reg.counts = {kind: len(items) for kind, items in docs.items()}

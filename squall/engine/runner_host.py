@@ -18,9 +18,10 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from squall.auth.service import AuthService, Principal
 from squall.config import Settings
@@ -33,7 +34,6 @@ from squall.errors import DomainError, SquallError
 from squall.model.status import ExecutionStatus
 from squall.runners.base import RunContext, RunResult
 from squall.runners.registry import RunnerRegistry
-from squall.store import content
 from squall.store import executions as exrepo
 from squall.store.db import Database
 from squall.store.util import utcnow
@@ -47,7 +47,7 @@ _S = ExecutionStatus
 #: Runners whose actions run as processes and get ``ST2_ACTION_AUTH_TOKEN``.
 _PROCESS_RUNNERS = frozenset({"local-shell-cmd", "local-shell-script", "python-script"})
 
-FinishHook = Callable[[AsyncConnection, exrepo.Execution], Any]
+FinishHook = Callable[[Connection, exrepo.Execution], None]
 
 
 class ActionDatastore:
@@ -196,8 +196,8 @@ class RunnerHost:
         now = utcnow()
         until = now + self.lease
 
-        async def _do(conn: AsyncConnection) -> list[exrepo.Execution]:
-            return await exrepo.claim_scheduled(
+        def _do(conn: Connection) -> list[exrepo.Execution]:
+            return exrepo.claim_scheduled(
                 conn, owner=self.owner, now=now, lease_until=until, limit=limit
             )
 
@@ -220,9 +220,9 @@ class RunnerHost:
             return
         until = utcnow() + self.lease
 
-        async def _renew(conn: AsyncConnection) -> list[tuple[str, str]]:
-            await exrepo.renew_leases(conn, self.owner, ids, until)
-            return await exrepo.owned_by(conn, self.owner, statuses=[_S.CANCELING])
+        def _renew(conn: Connection) -> list[tuple[str, str]]:
+            exrepo.renew_leases(conn, self.owner, ids, until)
+            return exrepo.owned_by(conn, self.owner, statuses=[_S.CANCELING])
 
         for execution_id, _status in await self.db.write(_renew):
             entry = self._inflight.get(execution_id)
@@ -268,10 +268,10 @@ class RunnerHost:
     async def _context(
         self, ex: exrepo.Execution, bundle: ActionBundle
     ) -> tuple[RunContext, str | None]:
+        cache = self.executions.content
         pack_config: dict[str, Any] = {}
         if bundle.runner.name != "noop":
-            async with self.db.read() as conn:
-                pack_config, _secret_paths = await content.get_pack_config(conn, bundle.pack)
+            pack_config, _secret_paths = await cache.pack_config(bundle.pack)
         resolved = await self.executions.resolve(
             bundle, ex.parameters, user=ex.user, context=ex.context, pack_config=pack_config
         )
@@ -292,11 +292,8 @@ class RunnerHost:
             }
         pack_path = None
         python = None
-        async with self.db.read() as conn:
-            pack = await content.get_pack(conn, bundle.pack)
+        pack = await cache.pack(bundle.pack)
         if pack is not None:
-            from pathlib import Path
-
             pack_path = Path(pack.path)
         if bundle.runner.name == "python-script":
             venv = virtualenv_python(self.settings.home, bundle.pack)
@@ -327,13 +324,13 @@ class RunnerHost:
         chunks = await self.output.take(ex.id)
         now = utcnow()
 
-        async def _do(conn: AsyncConnection) -> exrepo.Execution | None:
-            await exrepo.append_output(conn, chunks, now=now)
-            done = await exrepo.finish(
+        def _do(conn: Connection) -> exrepo.Execution | None:
+            exrepo.append_output(conn, chunks, now=now)
+            done = exrepo.finish(
                 conn, ex.id, status=status, result=result, now=now, owner=self.owner
             )
             if done is not None and self.on_finish is not None:
-                await self.on_finish(conn, done)
+                self.on_finish(conn, done)
             return done
 
         try:

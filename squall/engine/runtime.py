@@ -124,7 +124,7 @@ class Runtime:
             auth=auth,
             datastore=datastore,
             executions=executions,
-            packs=PackService(settings, db),
+            packs=PackService(settings, db, on_change=executions.content.invalidate),
             runners=runners,
             process_id=f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}",
             roles=parse_roles(roles),
@@ -151,8 +151,8 @@ class Runtime:
     async def ensure_admin(self) -> str | None:
         """Create the admin user on first start. Returns the password if one was generated."""
         name = self.settings.admin_user
-        async with self.db.read() as conn:
-            existing = await identity.get_user(conn, name)
+
+        existing = await self.db.read(lambda conn: identity.get_user(conn, name))
         if existing is not None:
             return None
         password = self.settings.admin_password or secrets.token_urlsafe(12)

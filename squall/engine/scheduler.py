@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from squall.engine.wakeup import Wakeups
 from squall.store import executions as exrepo
@@ -23,7 +23,7 @@ __all__ = ["Scheduler"]
 log = logging.getLogger(__name__)
 
 #: Hook applied inside the claiming transaction: may change the status of claimed rows.
-PolicyHook = Callable[[AsyncConnection, Sequence[exrepo.Execution]], Awaitable[None]]
+PolicyHook = Callable[[Connection, Sequence[exrepo.Execution]], None]
 
 
 class Scheduler:
@@ -42,10 +42,10 @@ class Scheduler:
         """Schedule what is due; returns how many executions were claimed."""
         now = utcnow()
 
-        async def _claim(conn: AsyncConnection) -> int:
-            claimed = await exrepo.claim_requested(conn, now=now, limit=self.BATCH)
+        def _claim(conn: Connection) -> int:
+            claimed = exrepo.claim_requested(conn, now=now, limit=self.BATCH)
             if claimed and self.policy is not None:
-                await self.policy(conn, claimed)
+                self.policy(conn, claimed)
             return len(claimed)
 
         count = await self.db.write(_claim)

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from squall.model.ids import new_id
 from squall.store.schema import (
@@ -111,25 +111,25 @@ def _action(row: Any) -> ActionRecord:
     )
 
 
-async def get_pack(conn: AsyncConnection, ref: str) -> PackRecord | None:
-    row = (await conn.execute(sa.select(packs).where(packs.c.ref == ref))).first()
+def get_pack(conn: Connection, ref: str) -> PackRecord | None:
+    row = (conn.execute(sa.select(packs).where(packs.c.ref == ref))).first()
     return _pack(row) if row else None
 
 
-async def list_packs(conn: AsyncConnection) -> list[PackRecord]:
-    rows = (await conn.execute(sa.select(packs).order_by(packs.c.ref))).all()
+def list_packs(conn: Connection) -> list[PackRecord]:
+    rows = (conn.execute(sa.select(packs).order_by(packs.c.ref))).all()
     return [_pack(r) for r in rows]
 
 
-async def get_action(conn: AsyncConnection, ref_or_id: str) -> ActionRecord | None:
+def get_action(conn: Connection, ref_or_id: str) -> ActionRecord | None:
     c = actions.c
     cond = c.ref == ref_or_id if "." in ref_or_id else c.id == ref_or_id
-    row = (await conn.execute(sa.select(actions).where(cond))).first()
+    row = (conn.execute(sa.select(actions).where(cond))).first()
     return _action(row) if row else None
 
 
-async def list_actions(
-    conn: AsyncConnection,
+def list_actions(
+    conn: Connection,
     *,
     pack: str | None = None,
     name: str | None = None,
@@ -143,49 +143,43 @@ async def list_actions(
     if name:
         where.append(c.name == name)
     total = (
-        await conn.execute(sa.select(sa.func.count()).select_from(actions).where(*where))
+        conn.execute(sa.select(sa.func.count()).select_from(actions).where(*where))
     ).scalar_one()
     rows = (
-        await conn.execute(
+        conn.execute(
             sa.select(actions).where(*where).order_by(c.pack, c.name).limit(limit).offset(offset)
         )
     ).all()
     return [_action(r) for r in rows], int(total)
 
 
-async def get_snapshot(conn: AsyncConnection, snapshot: str) -> dict[str, Any] | None:
+def get_snapshot(conn: Connection, snapshot: str) -> dict[str, Any] | None:
     row = (
-        await conn.execute(
-            sa.select(action_snapshots.c.doc).where(action_snapshots.c.hash == snapshot)
-        )
+        conn.execute(sa.select(action_snapshots.c.doc).where(action_snapshots.c.hash == snapshot))
     ).first()
     return row.doc if row else None
 
 
-async def get_snapshots(conn: AsyncConnection, hashes: Sequence[str]) -> dict[str, dict[str, Any]]:
+def get_snapshots(conn: Connection, hashes: Sequence[str]) -> dict[str, dict[str, Any]]:
     wanted = list(set(hashes))
     if not wanted:
         return {}
-    rows = await conn.execute(
-        sa.select(action_snapshots).where(action_snapshots.c.hash.in_(wanted))
-    )
+    rows = conn.execute(sa.select(action_snapshots).where(action_snapshots.c.hash.in_(wanted)))
     return {r.hash: r.doc for r in rows}
 
 
-async def list_content(
-    conn: AsyncConnection, kind: str, *, pack: str | None = None
-) -> list[dict[str, Any]]:
+def list_content(conn: Connection, kind: str, *, pack: str | None = None) -> list[dict[str, Any]]:
     """Documents of one content kind (``rules``, ``sensors`` …), optionally for one pack."""
     table = CONTENT_TABLES[kind]
     stmt = sa.select(table.c.doc).order_by(table.c.ref)
     if pack:
         stmt = stmt.where(table.c.pack == pack)
-    return [r.doc for r in (await conn.execute(stmt)).all()]
+    return [r.doc for r in (conn.execute(stmt)).all()]
 
 
-async def get_pack_config(conn: AsyncConnection, pack: str) -> tuple[dict[str, Any], list[str]]:
+def get_pack_config(conn: Connection, pack: str) -> tuple[dict[str, Any], list[str]]:
     """A pack's config values and its secret paths (``({}, [])`` when it has none)."""
-    row = (await conn.execute(sa.select(pack_configs).where(pack_configs.c.pack == pack))).first()
+    row = (conn.execute(sa.select(pack_configs).where(pack_configs.c.pack == pack))).first()
     if row is None:
         return {}, []
     return dict(row.values), list(row.secret_paths)
@@ -218,8 +212,8 @@ def _content_row(kind: str, doc: Mapping[str, Any], now: datetime) -> dict[str, 
     return row
 
 
-async def replace_pack(
-    conn: AsyncConnection,
+def replace_pack(
+    conn: Connection,
     *,
     pack: Mapping[str, Any],
     content: Mapping[str, Sequence[dict[str, Any]]],
@@ -233,7 +227,7 @@ async def replace_pack(
     into each document. Returns how many objects of each kind were registered.
     """
     ref = pack["ref"]
-    existing = await get_pack(conn, ref)
+    existing = get_pack(conn, ref)
     pack_row = {
         "ref": ref,
         "name": pack.get("name", ref),
@@ -247,14 +241,14 @@ async def replace_pack(
         "created_at": existing.created_at if existing else now,
         "updated_at": now,
     }
-    await upsert(conn, packs, [pack_row], keys=["ref"])
+    upsert(conn, packs, [pack_row], keys=["ref"])
     counts: dict[str, int] = {}
     for kind, table in CONTENT_TABLES.items():
         docs = list(content.get(kind, ()))
         old = {
             r.ref: (r.id, r.created_at)
             for r in (
-                await conn.execute(
+                conn.execute(
                     sa.select(table.c.ref, table.c.id, table.c.created_at).where(
                         table.c.pack == ref
                     )
@@ -271,21 +265,21 @@ async def replace_pack(
             rows.append(row)
         gone = set(old) - {d["ref"] for d in docs}
         if gone:
-            await conn.execute(table.delete().where(table.c.ref.in_(sorted(gone))))
+            conn.execute(table.delete().where(table.c.ref.in_(sorted(gone))))
         if kind == "actions" and rows:
-            await upsert(
+            upsert(
                 conn,
                 action_snapshots,
                 [{"hash": r["snapshot"], "doc": r["doc"]} for r in rows],
                 keys=["hash"],
                 update=[],
             )
-        await upsert(conn, table, rows, keys=["id"])
+        upsert(conn, table, rows, keys=["id"])
         counts[kind] = len(rows)
-    await conn.execute(pack_configs.delete().where(pack_configs.c.pack == ref))
+    conn.execute(pack_configs.delete().where(pack_configs.c.pack == ref))
     if config is not None:
         values, schema, secret_paths = config
-        await conn.execute(
+        conn.execute(
             pack_configs.insert().values(
                 pack=ref, values=values, schema=schema, secret_paths=secret_paths, updated_at=now
             )
@@ -293,10 +287,10 @@ async def replace_pack(
     return counts
 
 
-async def remove_pack(conn: AsyncConnection, ref: str) -> bool:
+def remove_pack(conn: Connection, ref: str) -> bool:
     """Unregister a pack and all its content (execution history is kept)."""
     for table in CONTENT_TABLES.values():
-        await conn.execute(table.delete().where(table.c.pack == ref))
-    await conn.execute(pack_configs.delete().where(pack_configs.c.pack == ref))
-    res = await conn.execute(packs.delete().where(packs.c.ref == ref))
+        conn.execute(table.delete().where(table.c.pack == ref))
+    conn.execute(pack_configs.delete().where(pack_configs.c.pack == ref))
+    res = conn.execute(packs.delete().where(packs.c.ref == ref))
     return bool(res.rowcount)

@@ -1,44 +1,50 @@
-"""The storage port: connections, transactions and group commit, for SQLite and PostgreSQL.
+"""The storage port: transactions for SQLite and PostgreSQL, with group commit on SQLite.
 
-Repositories never open connections themselves. They receive an ``AsyncConnection`` from
-:meth:`Database.read` (a read-only snapshot) or inside :meth:`Database.write` (one
-transaction). Driver errors are translated to :class:`~squall.errors.StoreError` here.
+Repository functions are plain synchronous SQLAlchemy Core code taking a ``Connection``. The
+port runs each one inside a transaction and awaits the result:
 
-SQLite has a single writer. Instead of making concurrent writers queue for the file lock, every
-write is a small function handed to one writer task, which runs a batch of them in one
-transaction and commits once (group commit): one fsync for many writes. A write function may
-therefore run more than once (if a sibling in its batch fails, the batch is rolled back and each
-function re-run alone) and must touch only the database.
+* **SQLite** — functions run in threads with the ``sqlite3`` driver: writes in one writer
+  thread, reads in a small pool of reader threads (WAL lets readers run beside the writer). A
+  transaction costs one hand-off between the event loop and a thread, not one per statement.
+  Writes are *group-committed*: the writer takes every write queued so far, runs them in one
+  transaction and commits once. A write function may therefore run more than once (when a
+  sibling in its batch fails, the batch is rolled back and each function re-run alone) and
+  must only touch the database.
+* **PostgreSQL** — functions run through ``AsyncConnection.run_sync`` over asyncpg, one
+  transaction each; PostgreSQL does its own group commit.
+
+Driver errors are translated to :class:`~squall.errors.StoreError` here; ``IntegrityError``
+passes through for repositories that expect it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy import event
+from sqlalchemy import Connection, event
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from squall.errors import StoreError
 
-__all__ = ["Database", "WriteFn", "async_url"]
+__all__ = ["Connection", "Database", "ReadFn", "WriteFn", "async_url"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-WriteFn = Callable[[AsyncConnection], Awaitable[T]]
+WriteFn = Callable[[Connection], T]
+ReadFn = Callable[[Connection], T]
 
 _MAX_BATCH = 256
-
-
-class _SiblingFailed(Exception):
-    """Internal: a write in a group-commit batch failed; roll the batch back."""
+_READERS = 4
 
 
 def _json_dumps(value: Any) -> str:
@@ -46,12 +52,12 @@ def _json_dumps(value: Any) -> str:
 
 
 def async_url(url: str) -> str:
-    """Map a user-facing URL to the async driver SQLAlchemy should use."""
+    """Map a user-facing URL to the driver SQLAlchemy should use."""
     if url.startswith("sqlite:"):
-        return "sqlite+aiosqlite:" + url[len("sqlite:") :]
+        return url
     if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+asyncpg://" + url.split("://", 1)[1]
-    if url.startswith(("sqlite+aiosqlite:", "postgresql+asyncpg:")):
+    if url.startswith("postgresql+asyncpg:"):
         return url
     raise StoreError(
         f"unsupported database URL {url.split('@')[-1]!r}",
@@ -59,46 +65,73 @@ def async_url(url: str) -> str:
     )
 
 
+class _SiblingFailed(Exception):
+    """Internal: a write in a group-commit batch failed; roll the batch back."""
+
+
+def _translate(exc: BaseException) -> BaseException:
+    if isinstance(exc, IntegrityError):
+        return exc
+    if isinstance(exc, DBAPIError):
+        return StoreError(f"database error: {exc.orig!r}")
+    if isinstance(exc, OSError):
+        return StoreError(f"database unreachable: {exc}")
+    return exc
+
+
 class Database:
-    """Connections to the one database, with the write discipline for its backend."""
+    """Transactions on the one database, with the write discipline for its backend."""
 
     def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 5) -> None:
         self.url = url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
-        self._queue: asyncio.Queue[tuple[WriteFn[Any], asyncio.Future[Any]]] | None = None
-        self._writer_task: asyncio.Task[None] | None = None
         self._closed = False
-        driver_url = async_url(url)
         common: dict[str, Any] = {
             "json_serializer": _json_dumps,
             "json_deserializer": orjson.loads,
         }
+        self._sync_write: Engine | None = None
+        self._sync_read: Engine | None = None
+        self._async: AsyncEngine | None = None
         if self.dialect == "sqlite":
-            # One connection for the writer, a small pool of readers (WAL lets them run
-            # concurrently with the writer).
-            self._write_engine = create_async_engine(
-                driver_url, pool_size=1, max_overflow=0, **common
+            self._sync_write = sa.create_engine(
+                url,
+                pool_size=1,
+                max_overflow=0,
+                connect_args={"check_same_thread": False},
+                **common,
             )
-            self._read_engine = create_async_engine(
-                driver_url, pool_size=4, max_overflow=4, **common
+            self._sync_read = sa.create_engine(
+                url,
+                pool_size=_READERS,
+                max_overflow=0,
+                connect_args={"check_same_thread": False},
+                **common,
             )
-            self._install_sqlite_hooks(self._write_engine, sqlite_synchronous, writer=True)
-            self._install_sqlite_hooks(self._read_engine, sqlite_synchronous, writer=False)
+            self._install_sqlite_hooks(self._sync_write, sqlite_synchronous, writer=True)
+            self._install_sqlite_hooks(self._sync_read, sqlite_synchronous, writer=False)
+            self._write_thread = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="squall-sqlite-writer"
+            )
+            self._read_threads = concurrent.futures.ThreadPoolExecutor(
+                max_workers=_READERS, thread_name_prefix="squall-sqlite-reader"
+            )
+            self._queue: asyncio.Queue[tuple[WriteFn[Any], asyncio.Future[Any]]] | None = None
+            self._writer_task: asyncio.Task[None] | None = None
         else:
-            self._write_engine = create_async_engine(
-                driver_url,
+            self._async = create_async_engine(
+                async_url(url),
                 pool_size=pool_size,
                 max_overflow=pool_size,
                 pool_pre_ping=True,
                 **common,
             )
-            self._read_engine = self._write_engine
 
     # --- backend set-up ---------------------------------------------------------------------
 
     @staticmethod
-    def _install_sqlite_hooks(engine: AsyncEngine, synchronous: str, *, writer: bool) -> None:
-        @event.listens_for(engine.sync_engine, "connect")
+    def _install_sqlite_hooks(engine: Engine, synchronous: str, *, writer: bool) -> None:
+        @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             # Take transaction control from the driver so BEGIN is emitted when we say.
             dbapi_conn.isolation_level = None
@@ -113,69 +146,69 @@ class Database:
 
         begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
 
-        @event.listens_for(engine.sync_engine, "begin")
+        @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
             conn.exec_driver_sql(begin)
-
-    @property
-    def engine(self) -> AsyncEngine:
-        """The engine used for writes (and migrations)."""
-        return self._write_engine
 
     @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
-    # --- reads ------------------------------------------------------------------------------
+    # --- transactions -----------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads; everything read inside sees one consistent snapshot."""
+    async def read(self, fn: ReadFn[T]) -> T:
+        """Run ``fn`` on a read-only snapshot and return its result."""
+        if self._closed:
+            raise StoreError("the database is closed")
+        if self._sync_read is not None:
+            engine = self._sync_read
+
+            def _run() -> T:
+                with engine.connect() as conn:
+                    return fn(conn)
+
+            loop = asyncio.get_running_loop()
+            try:
+                return await loop.run_in_executor(self._read_threads, _run)
+            except (DBAPIError, OSError) as exc:
+                raise _translate(exc) from exc
+        assert self._async is not None
         try:
-            async with self._read_engine.connect() as conn:
-                yield conn
-        except IntegrityError:
-            raise
-        except DBAPIError as exc:
-            raise StoreError(f"database read failed: {exc.orig!r}") from exc
-        except OSError as exc:
-            raise StoreError(f"database unreachable: {exc}") from exc
-
-    # --- writes -----------------------------------------------------------------------------
+            async with self._async.connect() as aconn:
+                return await aconn.run_sync(fn)
+        except (DBAPIError, OSError) as exc:
+            raise _translate(exc) from exc
 
     async def write(self, fn: WriteFn[T]) -> T:
         """Run ``fn`` inside one committed transaction and return its result.
 
-        On SQLite ``fn`` is group-committed with other concurrent writes. Exceptions raised by
-        ``fn`` roll back only its own changes and are re-raised here.
+        On SQLite ``fn`` is group-committed with other concurrent writes. An exception raised
+        by ``fn`` rolls back only its own changes and is re-raised here.
         """
         if self._closed:
             raise StoreError("the database is closed")
-        if self.dialect != "sqlite":
-            return await self._write_pg(fn)
+        if self._async is not None:
+            try:
+                async with self._async.begin() as aconn:
+                    return await aconn.run_sync(fn)
+            except IntegrityError:
+                raise
+            except (DBAPIError, OSError) as exc:
+                raise _translate(exc) from exc
+        loop = asyncio.get_running_loop()
         if self._queue is None:
             self._queue = asyncio.Queue()
-            self._writer_task = asyncio.get_running_loop().create_task(
-                self._writer(), name="squall-sqlite-writer"
-            )
-        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+            self._writer_task = loop.create_task(self._writer(), name="squall-sqlite-writer")
+        fut: asyncio.Future[T] = loop.create_future()
         self._queue.put_nowait((fn, fut))
         return await fut
 
-    async def _write_pg(self, fn: WriteFn[T]) -> T:
-        try:
-            async with self._write_engine.begin() as conn:
-                return await fn(conn)
-        except IntegrityError:
-            raise
-        except DBAPIError as exc:
-            raise StoreError(f"database write failed: {exc.orig!r}") from exc
-        except OSError as exc:
-            raise StoreError(f"database unreachable: {exc}") from exc
+    # --- SQLite group commit ------------------------------------------------------------------
 
     async def _writer(self) -> None:
         assert self._queue is not None
         queue = self._queue
+        loop = asyncio.get_running_loop()
         while True:
             item = await queue.get()
             batch = [item]
@@ -184,80 +217,80 @@ class Database:
             batch = [(fn, fut) for fn, fut in batch if not fut.cancelled()]
             if not batch:
                 continue
+            fns = [fn for fn, _ in batch]
             try:
-                await self._run_batch(batch)
-            except asyncio.CancelledError:
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(StoreError("the database is closing"))
-                raise
-            except Exception as exc:  # pragma: no cover - last-resort safety net
-                log.exception("sqlite writer failed")
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(StoreError(f"database write failed: {exc!r}"))
+                outcomes = await loop.run_in_executor(self._write_thread, self._run_batch, fns)
+            except Exception as exc:  # pragma: no cover - _run_batch returns, never raises
+                outcomes = [(False, exc)] * len(batch)
+            for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
+                if fut.done():
+                    continue
+                if ok:
+                    fut.set_result(value)
+                else:
+                    fut.set_exception(value)
 
-    async def _run_batch(self, batch: list[tuple[WriteFn[Any], asyncio.Future[Any]]]) -> None:
+    def _run_batch(self, fns: list[WriteFn[Any]]) -> list[tuple[bool, Any]]:
+        """In the writer thread: run ``fns`` in one transaction; (ok, result|exception) each."""
+        assert self._sync_write is not None
         results: list[Any] = []
         try:
-            async with self._write_engine.begin() as conn:
-                for fn, _fut in batch:
+            with self._sync_write.begin() as conn:
+                for fn in fns:
                     try:
-                        results.append(await fn(conn))
+                        results.append(fn(conn))
                     except Exception as exc:
-                        if len(batch) == 1:
+                        if len(fns) == 1:
                             raise
-                        raise _SiblingFailed from exc  # rolls the whole batch back
+                        raise _SiblingFailed from exc
         except _SiblingFailed:
-            # One function failed and the transaction was rolled back. Re-run each alone so
-            # only the failing one reports its error.
-            for entry in batch:
-                if not entry[1].cancelled():
-                    await self._run_batch([entry])
-            return
+            out: list[tuple[bool, Any]] = []
+            for fn in fns:
+                out.extend(self._run_batch([fn]))
+            return out
         except Exception as exc:
             # A single write failed, or the commit itself failed (then every write did).
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(self._translate(exc))
-            return
-        for (_, fut), result in zip(batch, results, strict=True):
-            if not fut.done():
-                fut.set_result(result)
+            return [(False, _translate(exc))] * len(fns)
+        return [(True, r) for r in results]
 
-    @staticmethod
-    def _translate(exc: BaseException) -> BaseException:
-        if isinstance(exc, IntegrityError):
-            return exc
-        if isinstance(exc, DBAPIError):
-            return StoreError(f"database write failed: {exc.orig!r}")
-        return exc
+    # --- schema and lifecycle -----------------------------------------------------------------
 
-    # --- lifecycle --------------------------------------------------------------------------
+    async def run_sync_ddl(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in a transaction outside group commit (migrations, inspection)."""
+        if self._async is not None:
+            async with self._async.begin() as aconn:
+                return await aconn.run_sync(fn)
+        assert self._sync_write is not None
+        engine = self._sync_write
+
+        def _run() -> T:
+            with engine.begin() as conn:
+                return fn(conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._write_thread, _run)
 
     async def ping(self) -> None:
         """Raise :class:`StoreError` unless the database answers."""
-        async with self.read() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+        await self.read(lambda conn: conn.execute(sa.text("SELECT 1")).scalar())
 
     async def close(self) -> None:
-        """Finish queued writes, then dispose of the engines."""
+        """Finish queued writes, then dispose of the engines and threads."""
         if self._closed:
             return
-        self._closed = True
+        if self._async is not None:
+            self._closed = True
+            await self._async.dispose()
+            return
         if self._queue is not None and self._writer_task is not None:
-            # Let the writer drain what is queued: a final no-op write is answered only
-            # after everything queued before it.
-            async def _noop(_conn: AsyncConnection) -> None:
-                return None
-
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._queue.put_nowait((_noop, fut))
+            # A final no-op write is answered only after everything queued before it.
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(fut, timeout=10)
+                await asyncio.wait_for(self.write(lambda _conn: None), timeout=10)
             self._writer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer_task
-        await self._write_engine.dispose()
-        if self._read_engine is not self._write_engine:
-            await self._read_engine.dispose()
+        self._closed = True
+        self._write_thread.shutdown(wait=True)
+        self._read_threads.shutdown(wait=True)
+        assert self._sync_write is not None and self._sync_read is not None
+        self._sync_write.dispose()
+        self._sync_read.dispose()

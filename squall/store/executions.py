@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from squall.model.status import ACTIVE_STATUSES, TERMINAL_STATUSES, ExecutionStatus
 from squall.store.schema import execution_output, executions
@@ -141,10 +141,10 @@ def _log_entry(status: str, now: datetime) -> dict[str, Any]:
     return {"status": status, "timestamp": now.isoformat()}
 
 
-async def insert(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+def insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert new executions (each a full row mapping, see :func:`new_row`)."""
     if rows:
-        await conn.execute(executions.insert(), list(rows))
+        conn.execute(executions.insert(), list(rows))
 
 
 def new_row(
@@ -193,22 +193,18 @@ def new_row(
     }
 
 
-async def get(
-    conn: AsyncConnection, execution_id: str, *, with_result: bool = True
-) -> Execution | None:
+def get(conn: Connection, execution_id: str, *, with_result: bool = True) -> Execution | None:
     cols = list(executions.c) if with_result else _LIGHT_COLUMNS
-    row = (await conn.execute(sa.select(*cols).where(executions.c.id == execution_id))).first()
+    row = (conn.execute(sa.select(*cols).where(executions.c.id == execution_id))).first()
     return Execution.from_row(row) if row else None
 
 
-async def get_many(
-    conn: AsyncConnection, ids: Iterable[str], *, with_result: bool = False
-) -> list[Execution]:
+def get_many(conn: Connection, ids: Iterable[str], *, with_result: bool = False) -> list[Execution]:
     ids = list(ids)
     if not ids:
         return []
     cols = list(executions.c) if with_result else _LIGHT_COLUMNS
-    rows = (await conn.execute(sa.select(*cols).where(executions.c.id.in_(ids)))).all()
+    rows = (conn.execute(sa.select(*cols).where(executions.c.id.in_(ids)))).all()
     return [Execution.from_row(r) for r in rows]
 
 
@@ -251,8 +247,8 @@ class ExecutionFilter:
         return out
 
 
-async def list_executions(
-    conn: AsyncConnection,
+def list_executions(
+    conn: Connection,
     flt: ExecutionFilter,
     *,
     limit: int = 50,
@@ -268,20 +264,20 @@ async def list_executions(
         else (executions.c.created_at.desc(), executions.c.id.desc())
     )
     stmt = sa.select(*cols).where(*flt.clauses()).order_by(*order).limit(limit).offset(offset)
-    rows = (await conn.execute(stmt)).all()
+    rows = (conn.execute(stmt)).all()
     return [Execution.from_row(r) for r in rows]
 
 
-async def count(conn: AsyncConnection, flt: ExecutionFilter) -> int:
+def count(conn: Connection, flt: ExecutionFilter) -> int:
     stmt = sa.select(sa.func.count()).select_from(executions).where(*flt.clauses())
-    return int((await conn.execute(stmt)).scalar_one())
+    return int((conn.execute(stmt)).scalar_one())
 
 
 # --- state transitions ------------------------------------------------------------------------
 
 
-async def _lock_select(
-    conn: AsyncConnection,
+def _lock_select(
+    conn: Connection,
     where: Sequence[sa.ColumnElement[bool]],
     limit: int,
     *,
@@ -295,12 +291,10 @@ async def _lock_select(
         .limit(limit)
         .with_for_update(skip_locked=skip_locked)
     )
-    return list((await conn.execute(stmt)).all())
+    return list((conn.execute(stmt)).all())
 
 
-async def _apply_transitions(
-    conn: AsyncConnection, rows: list[Execution], values: Mapping[str, Any]
-) -> None:
+def _apply_transitions(conn: Connection, rows: list[Execution], values: Mapping[str, Any]) -> None:
     """Write the new status (already set on each row) plus ``values`` and the extended log."""
     if not rows:
         return
@@ -309,19 +303,17 @@ async def _apply_transitions(
         .where(executions.c.id == sa.bindparam("b_id"))
         .values(status=sa.bindparam("b_status"), log=sa.bindparam("b_log"), **values)
     )
-    await conn.execute(stmt, [{"b_id": r.id, "b_status": r.status, "b_log": r.log} for r in rows])
+    conn.execute(stmt, [{"b_id": r.id, "b_status": r.status, "b_log": r.log} for r in rows])
 
 
-async def claim_requested(
-    conn: AsyncConnection, *, now: datetime, limit: int = 200
-) -> list[Execution]:
+def claim_requested(conn: Connection, *, now: datetime, limit: int = 200) -> list[Execution]:
     """Take requested (and due delayed) executions for scheduling; marks them ``scheduled``.
 
     The caller (the scheduler) may then move some to ``delayed`` or ``canceled`` by policy.
     """
     c = executions.c
     due = sa.or_(c.not_before.is_(None), c.not_before <= now)
-    rows = await _lock_select(
+    rows = _lock_select(
         conn,
         [c.status.in_([_S.REQUESTED, _S.DELAYED]), due],
         limit,
@@ -330,12 +322,12 @@ async def claim_requested(
     for ex in claimed:
         ex.status = _S.SCHEDULED
         ex.log = [*ex.log, _log_entry(_S.SCHEDULED, now)]
-    await _apply_transitions(conn, claimed, {})
+    _apply_transitions(conn, claimed, {})
     return claimed
 
 
-async def claim_scheduled(
-    conn: AsyncConnection,
+def claim_scheduled(
+    conn: Connection,
     *,
     owner: str,
     now: datetime,
@@ -350,7 +342,7 @@ async def claim_scheduled(
     where: list[sa.ColumnElement[bool]] = [c.status == _S.SCHEDULED]
     if runner_types is not None:
         where.append(c.runner_type.in_(list(runner_types)))
-    rows = await _lock_select(conn, where, limit)
+    rows = _lock_select(conn, where, limit)
     claimed = [Execution.from_row(r) for r in rows]
     for ex in claimed:
         ex.status = _S.RUNNING
@@ -358,14 +350,14 @@ async def claim_scheduled(
         ex.lease_owner = owner
         ex.lease_expires_at = lease_until
         ex.started_at = now
-    await _apply_transitions(
+    _apply_transitions(
         conn, claimed, {"lease_owner": owner, "lease_expires_at": lease_until, "started_at": now}
     )
     return claimed
 
 
-async def finish(
-    conn: AsyncConnection,
+def finish(
+    conn: Connection,
     execution_id: str,
     *,
     status: str,
@@ -386,7 +378,7 @@ async def finish(
     if owner is not None:
         where.append(c.lease_owner == owner)
     where.append(c.status.in_(list(ACTIVE_STATUSES)))
-    rows = await _lock_select(conn, where, 1, skip_locked=False)
+    rows = _lock_select(conn, where, 1, skip_locked=False)
     if not rows:
         return None
     ex = Execution.from_row(rows[0])
@@ -401,7 +393,7 @@ async def finish(
     ex.result_size = size
     ex.lease_owner = None
     ex.lease_expires_at = None
-    await conn.execute(
+    conn.execute(
         executions.update()
         .where(c.id == execution_id)
         .values(
@@ -417,8 +409,8 @@ async def finish(
     return ex
 
 
-async def set_status(
-    conn: AsyncConnection,
+def set_status(
+    conn: Connection,
     execution_id: str,
     *,
     status: str,
@@ -431,13 +423,13 @@ async def set_status(
     where: list[sa.ColumnElement[bool]] = [c.id == execution_id]
     if expected is not None:
         where.append(c.status.in_(list(expected)))
-    rows = await _lock_select(conn, where, 1, skip_locked=False)
+    rows = _lock_select(conn, where, 1, skip_locked=False)
     if not rows:
         return None
     ex = Execution.from_row(rows[0])
     ex.status = status
     ex.log = [*ex.log, _log_entry(status, now)]
-    await conn.execute(
+    conn.execute(
         executions.update()
         .where(c.id == execution_id)
         .values(status=status, log=ex.log, **dict(values or {}))
@@ -445,21 +437,21 @@ async def set_status(
     return ex
 
 
-async def request_cancel(
-    conn: AsyncConnection, execution_id: str, *, now: datetime
+def request_cancel(
+    conn: Connection, execution_id: str, *, now: datetime
 ) -> tuple[Execution | None, bool]:
     """Ask for cancellation. Returns (execution, changed).
 
     Not-yet-running executions are canceled at once; running ones become ``canceling`` and
     their runner kills the action; terminal ones are left alone (changed=False).
     """
-    ex = await get(conn, execution_id, with_result=False)
+    ex = get(conn, execution_id, with_result=False)
     if ex is None or ex.is_terminal or ex.status == _S.CANCELING:
         return ex, False
     if ex.status in (_S.REQUESTED, _S.SCHEDULED, _S.DELAYED):
-        done = await finish(conn, execution_id, status=_S.CANCELED, result=None, now=now)
+        done = finish(conn, execution_id, status=_S.CANCELED, result=None, now=now)
         return done, done is not None
-    updated = await set_status(
+    updated = set_status(
         conn,
         execution_id,
         status=_S.CANCELING,
@@ -469,25 +461,21 @@ async def request_cancel(
     return updated, updated is not None
 
 
-async def owned_by(
-    conn: AsyncConnection, owner: str, *, statuses: Sequence[str]
-) -> list[tuple[str, str]]:
+def owned_by(conn: Connection, owner: str, *, statuses: Sequence[str]) -> list[tuple[str, str]]:
     """(id, status) of the executions ``owner`` holds in one of ``statuses``."""
     c = executions.c
-    rows = await conn.execute(
+    rows = conn.execute(
         sa.select(c.id, c.status).where(c.lease_owner == owner, c.status.in_(list(statuses)))
     )
     return [(r.id, r.status) for r in rows]
 
 
-async def renew_leases(
-    conn: AsyncConnection, owner: str, ids: Sequence[str], until: datetime
-) -> int:
+def renew_leases(conn: Connection, owner: str, ids: Sequence[str], until: datetime) -> int:
     """Extend ``owner``'s leases on ``ids``; returns how many it still holds."""
     if not ids:
         return 0
     c = executions.c
-    res = await conn.execute(
+    res = conn.execute(
         executions.update()
         .where(c.id.in_(list(ids)), c.lease_owner == owner)
         .values(lease_expires_at=until)
@@ -495,12 +483,10 @@ async def renew_leases(
     return int(res.rowcount or 0)
 
 
-async def expired_leases(
-    conn: AsyncConnection, *, now: datetime, limit: int = 500
-) -> list[Execution]:
+def expired_leases(conn: Connection, *, now: datetime, limit: int = 500) -> list[Execution]:
     """Running executions whose runner stopped renewing its lease."""
     c = executions.c
-    rows = await _lock_select(
+    rows = _lock_select(
         conn,
         [
             c.status.in_([_S.RUNNING, _S.CANCELING]),
@@ -512,15 +498,13 @@ async def expired_leases(
     return [Execution.from_row(r) for r in rows]
 
 
-async def abandon(
-    conn: AsyncConnection, execution_id: str, *, now: datetime, reason: str
-) -> Execution | None:
+def abandon(conn: Connection, execution_id: str, *, now: datetime, reason: str) -> Execution | None:
     """Mark an execution whose runner died as ``abandoned`` (or ``canceled`` if asked)."""
-    ex = await get(conn, execution_id, with_result=False)
+    ex = get(conn, execution_id, with_result=False)
     if ex is None or ex.is_terminal:
         return None
     status = _S.CANCELED if ex.status == _S.CANCELING else _S.ABANDONED
-    return await finish(conn, execution_id, status=status, result={"error": reason}, now=now)
+    return finish(conn, execution_id, status=status, result={"error": reason}, now=now)
 
 
 # --- output -----------------------------------------------------------------------------------
@@ -535,19 +519,19 @@ class OutputChunk:
     created_at: datetime
 
 
-async def append_output(
-    conn: AsyncConnection, chunks: Sequence[tuple[str, str, str]], *, now: datetime
+def append_output(
+    conn: Connection, chunks: Sequence[tuple[str, str, str]], *, now: datetime
 ) -> None:
     """Store output chunks ``(execution_id, stream, data)`` in order."""
     if chunks:
-        await conn.execute(
+        conn.execute(
             execution_output.insert(),
             [{"execution_id": e, "stream": s, "data": d, "created_at": now} for e, s, d in chunks],
         )
 
 
-async def read_output(
-    conn: AsyncConnection,
+def read_output(
+    conn: Connection,
     execution_id: str,
     *,
     after_id: int = 0,
@@ -559,5 +543,5 @@ async def read_output(
     stmt = sa.select(execution_output).where(o.execution_id == execution_id, o.id > after_id)
     if stream:
         stmt = stmt.where(o.stream == stream)
-    rows = (await conn.execute(stmt.order_by(o.id).limit(limit))).all()
+    rows = (conn.execute(stmt.order_by(o.id).limit(limit))).all()
     return [OutputChunk(r.id, r.execution_id, r.stream, r.data, r.created_at) for r in rows]

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from squall.store.schema import api_keys, tokens, users
 
@@ -66,25 +66,25 @@ def _user(row: Any) -> User:
     return User(row.name, row.password_hash, row.enabled, list(row.roles), row.created_at)
 
 
-async def get_user(conn: AsyncConnection, name: str) -> User | None:
-    row = (await conn.execute(sa.select(users).where(users.c.name == name))).first()
+def get_user(conn: Connection, name: str) -> User | None:
+    row = (conn.execute(sa.select(users).where(users.c.name == name))).first()
     return _user(row) if row else None
 
 
-async def list_users(conn: AsyncConnection) -> list[User]:
-    rows = (await conn.execute(sa.select(users).order_by(users.c.name))).all()
+def list_users(conn: Connection) -> list[User]:
+    rows = (conn.execute(sa.select(users).order_by(users.c.name))).all()
     return [_user(r) for r in rows]
 
 
-async def create_user(
-    conn: AsyncConnection,
+def create_user(
+    conn: Connection,
     name: str,
     *,
     password_hash: str | None,
     roles: list[str],
     now: datetime,
 ) -> User:
-    await conn.execute(
+    conn.execute(
         users.insert().values(
             name=name,
             password_hash=password_hash,
@@ -98,22 +98,20 @@ async def create_user(
     return User(name, password_hash, True, roles, now)
 
 
-async def update_user(conn: AsyncConnection, name: str, *, now: datetime, **values: Any) -> bool:
-    res = await conn.execute(
-        users.update().where(users.c.name == name).values(updated_at=now, **values)
-    )
+def update_user(conn: Connection, name: str, *, now: datetime, **values: Any) -> bool:
+    res = conn.execute(users.update().where(users.c.name == name).values(updated_at=now, **values))
     return bool(res.rowcount)
 
 
-async def delete_user(conn: AsyncConnection, name: str) -> bool:
-    await conn.execute(tokens.delete().where(tokens.c.user == name))
-    await conn.execute(api_keys.delete().where(api_keys.c.user == name))
-    res = await conn.execute(users.delete().where(users.c.name == name))
+def delete_user(conn: Connection, name: str) -> bool:
+    conn.execute(tokens.delete().where(tokens.c.user == name))
+    conn.execute(api_keys.delete().where(api_keys.c.user == name))
+    res = conn.execute(users.delete().where(users.c.name == name))
     return bool(res.rowcount)
 
 
-async def create_token(
-    conn: AsyncConnection,
+def create_token(
+    conn: Connection,
     *,
     id: str,
     token_hash: str,
@@ -122,7 +120,7 @@ async def create_token(
     now: datetime,
     doc: dict[str, Any] | None = None,
 ) -> Token:
-    await conn.execute(
+    conn.execute(
         tokens.insert().values(
             id=id,
             token_hash=token_hash,
@@ -136,22 +134,22 @@ async def create_token(
     return Token(id, user, expiry, False, doc or {}, now)
 
 
-async def find_token(conn: AsyncConnection, token_hash: str) -> Token | None:
-    row = (await conn.execute(sa.select(tokens).where(tokens.c.token_hash == token_hash))).first()
+def find_token(conn: Connection, token_hash: str) -> Token | None:
+    row = (conn.execute(sa.select(tokens).where(tokens.c.token_hash == token_hash))).first()
     if row is None:
         return None
     return Token(row.id, row.user, row.expiry, row.revoked, row.doc, row.created_at)
 
 
-async def revoke_token(conn: AsyncConnection, token_hash: str) -> bool:
-    res = await conn.execute(
+def revoke_token(conn: Connection, token_hash: str) -> bool:
+    res = conn.execute(
         tokens.update().where(tokens.c.token_hash == token_hash).values(revoked=True)
     )
     return bool(res.rowcount)
 
 
-async def create_api_key(
-    conn: AsyncConnection,
+def create_api_key(
+    conn: Connection,
     *,
     id: str,
     key_hash: str,
@@ -159,7 +157,7 @@ async def create_api_key(
     now: datetime,
     doc: dict[str, Any] | None = None,
 ) -> ApiKey:
-    await conn.execute(
+    conn.execute(
         api_keys.insert().values(
             id=id, key_hash=key_hash, user=user, enabled=True, doc=doc or {}, created_at=now
         )
@@ -167,23 +165,22 @@ async def create_api_key(
     return ApiKey(id, user, True, doc or {}, now)
 
 
-async def find_api_key(conn: AsyncConnection, key_hash: str) -> ApiKey | None:
-    row = (await conn.execute(sa.select(api_keys).where(api_keys.c.key_hash == key_hash))).first()
+def find_api_key(conn: Connection, key_hash: str) -> ApiKey | None:
+    row = (conn.execute(sa.select(api_keys).where(api_keys.c.key_hash == key_hash))).first()
     if row is None:
         return None
     return ApiKey(row.id, row.user, row.enabled, row.doc, row.created_at)
 
 
-async def list_api_keys(conn: AsyncConnection, *, user: str | None = None) -> list[ApiKey]:
+def list_api_keys(conn: Connection, *, user: str | None = None) -> list[ApiKey]:
     stmt = sa.select(api_keys).order_by(api_keys.c.created_at)
     if user:
         stmt = stmt.where(api_keys.c.user == user)
     return [
-        ApiKey(r.id, r.user, r.enabled, r.doc, r.created_at)
-        for r in (await conn.execute(stmt)).all()
+        ApiKey(r.id, r.user, r.enabled, r.doc, r.created_at) for r in (conn.execute(stmt)).all()
     ]
 
 
-async def delete_api_key(conn: AsyncConnection, key_id: str) -> bool:
-    res = await conn.execute(api_keys.delete().where(api_keys.c.id == key_id))
+def delete_api_key(conn: Connection, key_id: str) -> bool:
+    res = conn.execute(api_keys.delete().where(api_keys.c.id == key_id))
     return bool(res.rowcount)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from squall.errors import ValidationError
 from squall.store.schema import kv
@@ -84,12 +84,12 @@ def _owner(scope: str, user: str | None) -> str:
     return ""
 
 
-async def get(
-    conn: AsyncConnection, name: str, *, scope: str, user: str | None, now: datetime
+def get(
+    conn: Connection, name: str, *, scope: str, user: str | None, now: datetime
 ) -> KeyValue | None:
     c = kv.c
     row = (
-        await conn.execute(
+        conn.execute(
             sa.select(kv).where(
                 c.scope == scope, c.owner == _owner(scope, user), c.name == name, _alive(now)
             )
@@ -98,8 +98,8 @@ async def get(
     return KeyValue.from_row(row) if row else None
 
 
-async def get_many(
-    conn: AsyncConnection,
+def get_many(
+    conn: Connection,
     keys: Sequence[tuple[str, str, str]],
     *,
     now: datetime,
@@ -109,12 +109,12 @@ async def get_many(
         return {}
     c = kv.c
     conds = [sa.and_(c.scope == s, c.owner == o, c.name == n) for s, o, n in set(keys)]
-    rows = (await conn.execute(sa.select(kv).where(sa.or_(*conds), _alive(now)))).all()
+    rows = (conn.execute(sa.select(kv).where(sa.or_(*conds), _alive(now)))).all()
     return {(r.scope, r.owner, r.name): KeyValue.from_row(r) for r in rows}
 
 
-async def list_keys(
-    conn: AsyncConnection,
+def list_keys(
+    conn: Connection,
     *,
     scope: str | None,
     user: str | None,
@@ -137,11 +137,11 @@ async def list_keys(
     if prefix:
         where.append(like_prefix(c.name, prefix))
     stmt = sa.select(kv).where(*where).order_by(c.scope, c.name).limit(limit).offset(offset)
-    return [KeyValue.from_row(r) for r in (await conn.execute(stmt)).all()]
+    return [KeyValue.from_row(r) for r in (conn.execute(stmt)).all()]
 
 
-async def set_value(
-    conn: AsyncConnection,
+def set_value(
+    conn: Connection,
     name: str,
     value: str,
     *,
@@ -157,7 +157,7 @@ async def set_value(
     if ttl is not None and ttl <= 0:
         raise ValidationError(f"invalid ttl {ttl!r}", hint="ttl is a positive number of seconds")
     owner = _owner(scope, user)
-    previous = await get(conn, name, scope=scope, user=user, now=now)
+    previous = get(conn, name, scope=scope, user=user, now=now)
     expire_at = now + timedelta(seconds=ttl) if ttl else None
     created = previous.created_at if previous else now
     row: dict[str, Any] = {
@@ -171,31 +171,29 @@ async def set_value(
         "created_at": created,
         "updated_at": now,
     }
-    await upsert(conn, kv, [row], keys=["scope", "owner", "name"])
+    upsert(conn, kv, [row], keys=["scope", "owner", "name"])
     row.pop("team")
     return KeyValue(**row), previous
 
 
-async def delete(
-    conn: AsyncConnection, name: str, *, scope: str, user: str | None, now: datetime
+def delete(
+    conn: Connection, name: str, *, scope: str, user: str | None, now: datetime
 ) -> KeyValue | None:
     """Delete a key; returns what was deleted, ``None`` if it did not exist (or expired)."""
-    previous = await get(conn, name, scope=scope, user=user, now=now)
+    previous = get(conn, name, scope=scope, user=user, now=now)
     if previous is None:
         return None
     c = kv.c
-    await conn.execute(
-        kv.delete().where(c.scope == scope, c.owner == previous.owner, c.name == name)
-    )
+    conn.execute(kv.delete().where(c.scope == scope, c.owner == previous.owner, c.name == name))
     return previous
 
 
-async def purge_expired(conn: AsyncConnection, *, now: datetime, limit: int = 1000) -> int:
+def purge_expired(conn: Connection, *, now: datetime, limit: int = 1000) -> int:
     c = kv.c
     doomed = sa.select(c.scope, c.owner, c.name).where(c.expire_at <= now).limit(limit)
-    rows = (await conn.execute(doomed)).all()
+    rows = (conn.execute(doomed)).all()
     if not rows:
         return 0
     conds = [sa.and_(c.scope == r.scope, c.owner == r.owner, c.name == r.name) for r in rows]
-    await conn.execute(kv.delete().where(sa.or_(*conds)))
+    conn.execute(kv.delete().where(sa.or_(*conds)))
     return len(rows)

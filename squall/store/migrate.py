@@ -38,8 +38,7 @@ async def current_revision(db: Database) -> str | None:
         rev: str | None = MigrationContext.configure(sync_conn).get_current_revision()
         return rev
 
-    async with db.engine.connect() as conn:
-        return await conn.run_sync(_read)
+    return await db.run_sync_ddl(_read)
 
 
 async def upgrade(db: Database, *, apply: bool = True) -> str:
@@ -70,6 +69,5 @@ async def upgrade(db: Database, *, apply: bool = True) -> str:
         cfg.attributes["connection"] = sync_conn
         command.upgrade(cfg, "head")
 
-    async with db.engine.begin() as conn:
-        await conn.run_sync(_upgrade)
+    await db.run_sync_ddl(_upgrade)
     return head

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 __all__ = ["like_prefix", "upsert", "utcnow"]
 
@@ -18,8 +18,8 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-async def upsert(
-    conn: AsyncConnection,
+def upsert(
+    conn: Connection,
     table: sa.Table,
     rows: Sequence[Mapping[str, Any]],
     *,
@@ -38,7 +38,7 @@ async def upsert(
         )
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
-    await conn.execute(stmt, [dict(r) for r in rows])
+    conn.execute(stmt, [dict(r) for r in rows])
 
 
 def like_prefix(column: sa.ColumnElement[str], prefix: str) -> sa.ColumnElement[bool]:

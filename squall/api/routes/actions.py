@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
+from sqlalchemy import Connection
 from starlette.responses import PlainTextResponse, Response
 
 from squall.api.deps import Auth, Paging, get_runtime
@@ -23,17 +26,20 @@ async def list_actions(
     name: str | None = None,
 ) -> Response:
     rt = get_runtime(request)
-    async with rt.db.read() as conn:
-        records, total = await content.list_actions(
+
+    def _read(conn: Connection) -> Any:
+        records, total = content.list_actions(
             conn, pack=pack, name=name, limit=page.limit, offset=page.offset
         )
+        return records, total
+
+    records, total = await rt.db.read(_read)
     docs = [{**r.doc, "id": r.id} for r in records]
     return json_response(docs, headers={"X-Total-Count": str(total), "X-Limit": str(page.limit)})
 
 
 async def _action(request: Request, ref_or_id: str) -> content.ActionRecord:
-    async with get_runtime(request).db.read() as conn:
-        record = await content.get_action(conn, ref_or_id)
+    record = await get_runtime(request).db.read(lambda conn: content.get_action(conn, ref_or_id))
     if record is None:
         raise NotFoundError(f"action {ref_or_id!r} not found")
     return record
@@ -73,8 +79,8 @@ async def action_entry_point(ref_or_id: str, request: Request, principal: Auth) 
     entry = record.doc.get("entry_point") or ""
     if not entry:
         raise NotFoundError(f"action {record.ref} has no entry point")
-    async with rt.db.read() as conn:
-        pack = await content.get_pack(conn, record.pack)
+
+    pack = await rt.db.read(lambda conn: content.get_pack(conn, record.pack))
     if pack is None:
         raise NotFoundError(f"pack {record.pack!r} not found")
     from pathlib import Path

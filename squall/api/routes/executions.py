@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection
 from starlette.responses import PlainTextResponse, Response
 
 from squall.api.deps import Auth, Paging, get_runtime
@@ -62,8 +63,7 @@ async def _bundles(rt: Runtime, rows: list[Execution]) -> dict[str, ActionBundle
         else:
             missing.append(snap)
     if missing:
-        async with rt.db.read() as conn:
-            docs = await content.get_snapshots(conn, missing)
+        docs = await rt.db.read(lambda conn: content.get_snapshots(conn, missing))
         for snap, doc in docs.items():
             try:
                 out[snap] = rt.executions.bundle_from_doc(snap, doc)
@@ -153,9 +153,10 @@ async def list_executions(
     with_result = (not include or any(p.split(".")[0] == "result" for p in include)) and (
         "result" not in exclude
     )
-    async with rt.db.read() as conn:
-        total = await exrepo.count(conn, flt)
-        rows = await exrepo.list_executions(
+
+    def _read(conn: Connection) -> Any:
+        total = exrepo.count(conn, flt)
+        rows = exrepo.list_executions(
             conn,
             flt,
             limit=page.limit,
@@ -163,6 +164,9 @@ async def list_executions(
             ascending=sort_asc,
             with_result=with_result,
         )
+        return total, rows
+
+    total, rows = await rt.db.read(_read)
     bundles = await _bundles(rt, rows)
     docs = [
         project(
@@ -227,14 +231,18 @@ async def get_children(
 ) -> Response:
     rt = get_runtime(request)
     await rt.executions.get(execution_id, with_result=False)
-    async with rt.db.read() as conn:
-        rows = await exrepo.list_executions(
+
+    def _read(conn: Connection) -> Any:
+        rows = exrepo.list_executions(
             conn,
             ExecutionFilter(parent=execution_id),
             limit=page.limit,
             offset=page.offset,
             ascending=True,
         )
+        return rows
+
+    rows = await rt.db.read(_read)
     bundles = await _bundles(rt, rows)
     return json_response(
         [
@@ -257,8 +265,10 @@ async def get_output(
     if output_type not in (None, "", "stdout", "stderr", "all"):
         raise ValidationError("output_type must be stdout, stderr or all")
     stream = None if output_type in (None, "", "all") else output_type
-    async with rt.db.read() as conn:
-        chunks = await exrepo.read_output(conn, execution_id, stream=stream, limit=1_000_000)
+
+    chunks = await rt.db.read(
+        lambda conn: exrepo.read_output(conn, execution_id, stream=stream, limit=1_000_000)
+    )
     return PlainTextResponse("".join(c.data for c in chunks))
 
 
@@ -272,8 +282,8 @@ async def get_output_chunks(
     """Squall: output pieces after chunk ``after`` plus the status, for polling tails."""
     rt = get_runtime(request)
     ex = await rt.executions.get(execution_id, with_result=False)
-    async with rt.db.read() as conn:
-        chunks = await exrepo.read_output(conn, execution_id, after_id=after)
+
+    chunks = await rt.db.read(lambda conn: exrepo.read_output(conn, execution_id, after_id=after))
     return json_response(
         {
             "status": ex.status,

@@ -28,8 +28,7 @@ def _pack_doc(record: content.PackRecord) -> dict[str, object]:
 
 @router.get("")
 async def list_packs(request: Request, principal: Auth) -> Response:
-    async with get_runtime(request).db.read() as conn:
-        records = await content.list_packs(conn)
+    records = await get_runtime(request).db.read(lambda conn: content.list_packs(conn))
     return json_response(
         [_pack_doc(r) for r in records], headers={"X-Total-Count": str(len(records))}
     )
@@ -37,8 +36,7 @@ async def list_packs(request: Request, principal: Auth) -> Response:
 
 @router.get("/{ref}")
 async def get_pack(ref: str, request: Request, principal: Auth) -> Response:
-    async with get_runtime(request).db.read() as conn:
-        record = await content.get_pack(conn, ref)
+    record = await get_runtime(request).db.read(lambda conn: content.get_pack(conn, ref))
     if record is None:
         raise NotFoundError(f"pack {ref!r} not found")
     return json_response(_pack_doc(record))
