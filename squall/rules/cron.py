@@ -132,9 +132,12 @@ def _compile_field(name: str, expr: Any) -> tuple[frozenset[int], list[DayRule]]
             step = int(step_text)
             if step == 0:
                 raise CronFieldError(name, "step must be higher than 0")
-            if step > hi - lo:
+            # APScheduler's check, quirk included: the step must fit the expression's span,
+            # where a bound of 0 counts as unset (so "0-0/4" passes and "59/1" does not).
+            span = ((b if last else 0) or hi) - ((0 if star else a) or lo)
+            if step > span:
                 raise CronFieldError(
-                    name, f"step {step} is higher than the field's range ({hi - lo})"
+                    name, f"step {step} is higher than the range of {item!r} ({span})"
                 )
         if name == "day":
             rules.append(_range_rule(a, b, step))
