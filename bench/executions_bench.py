@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
+import shutil
 import time
 from datetime import datetime
 from pathlib import Path
 
 import httpx
-
 from harness import Server, emit, percentile, squall_up
 
 PACKS = Path(__file__).resolve().parent / "packs"
@@ -29,6 +31,77 @@ async def _count_done(client: httpx.AsyncClient, action: str) -> int:
     resp = await client.get(
         "/api/v1/executions",
         params={"action": action, "status": TERMINAL, "limit": 1, "exclude_attributes": "result"},
+    )
+    resp.raise_for_status()
+    return int(resp.headers["x-total-count"])
+
+
+def _wrk_script(action: str, token: str) -> Path:
+    import tempfile
+
+    body = json.dumps({"action": action, "parameters": {}})
+    script = (
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["X-Auth-Token"] = "{token}"\n'
+    )
+    fd, path = tempfile.mkstemp(suffix=".lua")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(script)
+    return Path(path)
+
+
+async def sustained(
+    server: Server, action: str, seconds: float, connections: int
+) -> dict[str, float]:
+    """Load with wrk (a C load generator) for ``seconds``; then wait until all complete."""
+    script = _wrk_script(action, server.token)
+    async with httpx.AsyncClient(base_url=server.url, headers=server.headers, timeout=60) as client:
+        before = await _count_all(client, action)
+        done_before = await _count_done(client, action)
+        ok_before = await _count_status(client, action, "succeeded")
+        started = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "-s",
+            str(script),
+            f"{server.url}/api/v1/executions",
+            stdout=asyncio.subprocess.PIPE,
+        )
+        await proc.communicate()
+        accepted = time.perf_counter() - started
+        total = await _count_all(client, action) - before
+        while await _count_done(client, action) - done_before < total:
+            await asyncio.sleep(0.02)
+        elapsed = time.perf_counter() - started
+        ok = await _count_status(client, action, "succeeded") - ok_before
+    script.unlink()
+    return {
+        "executions": float(total),
+        "accepted_per_s": total / accepted,
+        "completed_per_s": total / elapsed,
+        "drain_after_load_s": elapsed - accepted,
+        "not_succeeded": float(total - ok),
+    }
+
+
+async def _count_status(client: httpx.AsyncClient, action: str, status: str) -> int:
+    resp = await client.get(
+        "/api/v1/executions",
+        params={"action": action, "status": status, "limit": 1, "exclude_attributes": "result"},
+    )
+    resp.raise_for_status()
+    return int(resp.headers["x-total-count"])
+
+
+async def _count_all(client: httpx.AsyncClient, action: str) -> int:
+    resp = await client.get(
+        "/api/v1/executions",
+        params={"action": action, "limit": 1, "exclude_attributes": "result"},
     )
     resp.raise_for_status()
     return int(resp.headers["x-total-count"])
@@ -108,16 +181,26 @@ async def latency(server: Server, rate: float, seconds: float) -> dict[str, floa
 
 
 async def main(quick: bool) -> None:
-    n_noop = 1000 if quick else 10000
-    n_py = 300 if quick else 3000
+    seconds = 3 if quick else 20
     with squall_up(packs_path=[PACKS]) as server:
         emit("startup", {"start_to_ready_s": server.ready_seconds})
         await asyncio.sleep(1.0)
         emit("idle", {"rss_mb": server.own_rss_mb(), "rss_with_children_mb": server.rss_mb()})
-        emit("core.noop full path", await throughput(server, "core.noop", n_noop, 32))
-        # Warm the Python workers once, then measure.
-        await throughput(server, "bench.trivial", 20, 4)
-        emit("python action (warm workers)", await throughput(server, "bench.trivial", n_py, 32))
+        if shutil.which("wrk") is None:
+            print("wrk not found (apt-get install wrk): using the slower Python client")
+            emit("core.noop full path", await throughput(server, "core.noop", 1000, 32))
+            await throughput(server, "bench.trivial", 20, 4)
+            emit("python action", await throughput(server, "bench.trivial", 300, 32))
+        else:
+            emit(
+                "core.noop full path (wrk, 16 connections)",
+                await sustained(server, "core.noop", seconds, 16),
+            )
+            await throughput(server, "bench.trivial", 20, 4)  # warm the Python workers
+            emit(
+                "python action, warm workers (wrk, 16 connections)",
+                await sustained(server, "bench.trivial", seconds, 16),
+            )
         emit(
             "request-to-start latency",
             await latency(server, rate=100.0, seconds=3 if quick else 10),
