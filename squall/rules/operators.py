@@ -366,26 +366,30 @@ def parse_timestamp(value: Any) -> datetime:
 
     Args:
         value: An ISO-8601 string (naive means UTC), epoch seconds (number or numeric
-            string) or a ``datetime``.
+            string; an 8-digit string is read as an ISO basic date, ``YYYYMMDD``) or a
+            ``datetime``.
 
     Raises:
         OperatorTypeError: the value is not a timestamp.
     """
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str):
+        text = value.strip()
+        try:  # the common case first: exceptions from int()/float() are not free
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            if _as_number(text) is None:
+                parsed = _parse_loose(text)
+                return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        else:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     number = _as_number(value)
     if number is not None:
         try:
             return datetime.fromtimestamp(number, UTC)
         except (OverflowError, OSError, ValueError):
             raise OperatorTypeError(f"{value!r} is out of range for a timestamp") from None
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            parsed = _parse_loose(text)
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     raise _mismatch("timediff", value, "a timestamp (ISO-8601 string or epoch seconds)")
 
 
