@@ -154,6 +154,7 @@ class RunnerHost:
         self.output = OutputBuffer(db, interval=settings.output_flush_interval)
         self._inflight: dict[str, _InFlight] = {}
         self._stopping = False
+        self._heart: asyncio.Task[None] | None = None
 
     @property
     def in_flight(self) -> int:
@@ -163,34 +164,28 @@ class RunnerHost:
 
     async def run(self) -> None:
         self.output.start()
-        heart = asyncio.get_running_loop().create_task(self._heartbeat(), name="runner-lease")
-        try:
-            while not self._stopping:
-                free = self.capacity - len(self._inflight)
-                claimed: list[exrepo.Execution] = []
-                if free > 0:
-                    try:
-                        claimed = await self._claim(min(free, 128))
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception:
-                        log.exception("claiming executions failed; retrying")
-                        await asyncio.sleep(1.0)
-                        continue
-                    for ex in claimed:
-                        task = asyncio.get_running_loop().create_task(
-                            self._execute(ex), name=f"execution-{ex.id}"
-                        )
-                        self._inflight[ex.id] = _InFlight(task)
-                if claimed and len(claimed) >= free:
-                    # Full: wait for a slot (a finishing execution signals "runner").
-                    await self.wakeups.wait("runner", self.POLL_SECONDS)
-                elif not claimed:
-                    await self.wakeups.wait("runner", self.POLL_SECONDS)
-        finally:
-            heart.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heart
+        # Leases are renewed until stop() has let the in-flight actions finish.
+        self._heart = asyncio.get_running_loop().create_task(self._heartbeat(), name="runner-lease")
+        while not self._stopping:
+            free = self.capacity - len(self._inflight)
+            claimed: list[exrepo.Execution] = []
+            if free > 0:
+                try:
+                    claimed = await self._claim(min(free, 128))
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("claiming executions failed; retrying")
+                    await asyncio.sleep(1.0)
+                    continue
+                for ex in claimed:
+                    task = asyncio.get_running_loop().create_task(
+                        self._execute(ex), name=f"execution-{ex.id}"
+                    )
+                    self._inflight[ex.id] = _InFlight(task)
+            if not claimed or len(claimed) >= free:
+                # Nothing to do, or full: wait for work or a free slot ("runner" wake-up).
+                await self.wakeups.wait("runner", self.POLL_SECONDS)
 
     async def _claim(self, limit: int) -> list[exrepo.Execution]:
         now = utcnow()
@@ -356,4 +351,8 @@ class RunnerHost:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=5)
+        if self._heart is not None:
+            self._heart.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heart
         await self.output.close()
