@@ -130,7 +130,7 @@ async def test_bad_parameters_are_rejected_at_request(runtime: Runtime) -> None:
         await runtime.executions.request(admin, "core.local_sudo", {"cmd": "id", "sudo": False})
     with pytest.raises(ParameterError, match="timeout"):
         await runtime.executions.request(admin, "core.local", {"cmd": "true", "timeout": "abc"})
-    with pytest.raises(NotFoundError, match="core.missing"):
+    with pytest.raises(NotFoundError, match=r"core\.missing"):
         await runtime.executions.request(admin, "core.missing", {})
 
 
