@@ -30,12 +30,13 @@ A key path that does not exist is handled by the caller: every operator is false
 from __future__ import annotations
 
 import fnmatch
-import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
+
+from squall.rules._coerce import OperatorTypeError, as_number, parse_timestamp
 
 __all__ = [
     "OPERATORS",
@@ -73,10 +74,6 @@ Predicate = Callable[[Any, Clock], bool]
 
 class PatternError(ValueError):
     """The pattern cannot be used with the operator (bad regex, wrong type)."""
-
-
-class OperatorTypeError(TypeError):
-    """The value's type does not fit the operator (StackStorm raised here too)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,30 +266,11 @@ def _bind_inside(name: str, negate: bool) -> Callable[[Any], Predicate]:
 # --- ordering ---------------------------------------------------------------------------------
 
 
-def _as_number(value: Any) -> int | float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return int(text)
-        except ValueError:
-            pass
-        try:
-            number = float(text)
-        except ValueError:
-            return None
-        return None if math.isnan(number) else number
-    return None
-
-
 def _bind_order(name: str, less: bool) -> Callable[[Any], Predicate]:
     def bind(pattern: Any) -> Predicate:
         if pattern is None:
             return _false
-        pattern_number = _as_number(pattern)
+        pattern_number = as_number(pattern)
 
         def order(v: Any, ctx: Clock) -> bool:
             if v is None:
@@ -300,7 +278,7 @@ def _bind_order(name: str, less: bool) -> Callable[[Any], Predicate]:
             try:
                 return bool(v < pattern) if less else bool(v > pattern)
             except TypeError:
-                number = _as_number(v)
+                number = as_number(v)
                 if number is None or pattern_number is None:
                     raise OperatorTypeError(
                         f"{name}: cannot compare {_tname(v)} {v!r:.80} with "
@@ -361,57 +339,11 @@ def _bind_wildcard(pattern: Any) -> Predicate:
 # --- time -------------------------------------------------------------------------------------
 
 
-def parse_timestamp(value: Any) -> datetime:
-    """Read a timestamp as an aware UTC datetime.
-
-    Args:
-        value: An ISO-8601 string (naive means UTC), epoch seconds (number or numeric
-            string; an 8-digit string is read as an ISO basic date, ``YYYYMMDD``) or a
-            ``datetime``.
-
-    Raises:
-        OperatorTypeError: the value is not a timestamp.
-    """
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, str):
-        text = value.strip()
-        try:  # the common case first: exceptions from int()/float() are not free
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            if _as_number(text) is None:
-                parsed = _parse_loose(text)
-                return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-        else:
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    number = _as_number(value)
-    if number is not None:
-        try:
-            return datetime.fromtimestamp(number, UTC)
-        except (OverflowError, OSError, ValueError):
-            raise OperatorTypeError(f"{value!r} is out of range for a timestamp") from None
-    raise _mismatch("timediff", value, "a timestamp (ISO-8601 string or epoch seconds)")
-
-
-def _parse_loose(text: str) -> datetime:
-    """Other date formats StackStorm accepted through dateutil, when it is installed."""
-    try:
-        from dateutil import parser as date_parser
-    except ImportError:  # pragma: no cover - dateutil ships with croniter
-        date_parser = None
-    if date_parser is not None:
-        try:
-            return date_parser.parse(text)
-        except (ValueError, OverflowError):
-            pass
-    raise OperatorTypeError(f"cannot read {text!r:.80} as a timestamp")
-
-
 def _bind_timediff(name: str, less: bool) -> Callable[[Any], Predicate]:
     def bind(pattern: Any) -> Predicate:
         if pattern is None:
             return _false
-        seconds = _as_number(pattern)
+        seconds = as_number(pattern)
         if seconds is None:
             raise PatternError(f"{name} needs a number of seconds, got {pattern!r:.80}")
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from squall.errors import DomainError, Issue, ParameterError
 from squall.rules import _expr
-from squall.rules.matcher import CompiledRule
+from squall.rules.rule import CompiledRule
 
 __all__ = ["action_render_context", "render_action_parameters"]
 

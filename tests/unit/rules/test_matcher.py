@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from squall.errors import RuleError
+from squall.expr.kv import KeyRef, KVEntry, render_with_kv
 from squall.rules import CompiledRule, RuleSet, compile_rule, trigger_key
 
 WEBHOOK = "core.st2.webhook"
@@ -276,3 +277,29 @@ def test_index_agrees_with_evaluating_every_rule() -> None:
         assert result.backstop == (not standard and bool(backstop))
         reported = {e.rule.ref for e in result.errors}
         assert reported <= set(errors)
+
+
+async def test_datastore_values_are_prefetched_in_two_passes() -> None:
+    """The engine matches under render_with_kv: a pass records missing keys, then re-matches."""
+    rs = RuleSet.build(
+        [
+            rule(
+                "newer",
+                {"trigger.build": {"type": "gt", "pattern": "{{ st2kv.system.last_build }}"}},
+            ),
+            rule("plain", {"trigger.build": {"type": "gt", "pattern": 1}}),
+        ]
+    )
+    key = KeyRef("system", None, "last_build")
+    fetched: list[set[KeyRef]] = []
+
+    async def fetch(keys: set[KeyRef]) -> dict[KeyRef, KVEntry]:
+        fetched.append(set(keys))
+        return {key: KVEntry("41")}
+
+    result = await render_with_kv(
+        lambda kv: rs.match("acme.alert", {"build": 42}, kv=kv), fetch=fetch
+    )
+    assert refs(result) == ["test.newer", "test.plain"]
+    assert result.errors == ()
+    assert fetched == [{key}]
