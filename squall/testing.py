@@ -32,7 +32,7 @@ async def eventually(
             value = await value
         last = value
         if value:
-            return value  # type: ignore[return-value]
+            return value
         if loop.time() > deadline:
             raise AssertionError(f"{message} not met within {timeout}s (last value: {last!r})")
         await asyncio.sleep(interval)
