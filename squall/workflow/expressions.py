@@ -42,6 +42,7 @@ __all__ = [
     "evaluate",
     "extract_vars",
     "has_expressions",
+    "jinja_environment",
     "validate",
 ]
 
@@ -352,6 +353,11 @@ def _jinja_expand(text: str, ctx: dict[str, Any]) -> Any:
 @functools.lru_cache(maxsize=8192)
 def _yaql_value(text: str) -> _Yaql:
     return _Yaql(text)
+
+
+def jinja_environment() -> jinja2.Environment:
+    """The sandboxed Jinja environment (strict undefined, StackStorm filters when available)."""
+    return _env().jinja
 
 
 def has_expressions(text: str) -> bool:

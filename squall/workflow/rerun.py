@@ -37,7 +37,8 @@ def request_workflow_rerun(wc: WorkflowConductor, tasks: list[RerunRequest] | No
         candidates = {
             route_key(e.task_id, e.route): e
             for e in wc.get_terminal_tasks()
-            if e.status in st.ABENDED_STATUSES
+            # An engine command ("fail") is not something to run again.
+            if e.status in st.ABENDED_STATUSES and not wc.graph.nodes[e.task_id].is_engine_command
         }
     else:
         keep = _collapse(wc, requests)
