@@ -48,10 +48,10 @@ __all__ = ["WorkflowConductor"]
 Definition = Workflow | WorkflowSpec | str | bytes | dict[str, Any]
 
 
-def _as_workflow(definition: Definition) -> Workflow:
+def _as_workflow(definition: Definition, context: dict[str, Any] | None) -> Workflow:
     if isinstance(definition, Workflow):
         return definition
-    return compile_workflow(definition)
+    return compile_workflow(definition, app_ctx=list(context or {}))
 
 
 class WorkflowConductor:
@@ -59,7 +59,8 @@ class WorkflowConductor:
 
     Args:
         definition: a compiled :class:`Workflow`, a spec, YAML text or a mapping
-            (inspected first; an invalid definition raises :class:`WorkflowError`).
+            (inspected first, with the names in ``context`` as known variables; an
+            invalid definition raises :class:`WorkflowError`).
         inputs: workflow input values; undeclared names are ignored, missing ones take the
             declared default (expressions in values are rendered, as in Orquesta).
         context: the parent context (``{"st2": {...}}``); visible through ``ctx()``.
@@ -75,7 +76,8 @@ class WorkflowConductor:
         kv_lookup: KvLookup | None = None,
         _state: WorkflowState | None = None,
     ) -> None:
-        self.workflow = _as_workflow(definition)
+        parent = _state.parent_context if _state is not None else context
+        self.workflow = _as_workflow(definition, parent)
         self.graph = self.workflow.graph
         self.kv_lookup = kv_lookup
         self.kv_misses: set[str] = set()

@@ -89,20 +89,61 @@ _SCOPED_FUNCTIONS: dict[str, Callable[..., Any]] = {
 _PLAIN_FUNCTIONS: dict[str, Callable[..., Any]] = {"json": fn.json_, "zip": fn.zip_}
 
 
-def _yaql_wrapper(func: Callable[..., Any]) -> Callable[..., Any]:
-    # yaql injects its context into a parameter called "context"; the scope rides on it.
-    params = list(inspect.signature(func).parameters.values())[1:]
-    sig = inspect.Signature(
-        [inspect.Parameter("context", inspect.Parameter.POSITIONAL_OR_KEYWORD), *params]
-    )
+def _y(value: Any) -> Any:
+    return yaql_utils.convert_input_data(value)
 
-    def call(context: Any, *args: Any, **kwargs: Any) -> Any:
-        value = func(context["__scope"], *args, **kwargs)
-        return yaql_utils.convert_input_data(value)
 
-    call.__signature__ = sig  # type: ignore[attr-defined]
-    call.__name__ = func.__name__
-    return call
+# yaql passes its context to a parameter named "context"; the evaluation scope rides on it.
+# The wrappers spell out each signature because yaql matches calls against it.
+def _y_ctx(context: Any, key: Any = None) -> Any:
+    return _y(fn.ctx_(context["__scope"], key))
+
+
+def _y_task_status(context: Any, task_id: Any, route: Any = None) -> Any:
+    return fn.task_status_(context["__scope"], task_id, route)
+
+
+def _y_succeeded(context: Any) -> Any:
+    return fn.succeeded_(context["__scope"])
+
+
+def _y_failed(context: Any) -> Any:
+    return fn.failed_(context["__scope"])
+
+
+def _y_completed(context: Any) -> Any:
+    return fn.completed_(context["__scope"])
+
+
+def _y_result(context: Any) -> Any:
+    return _y(fn.result_(context["__scope"]))
+
+
+def _y_item(context: Any, key: Any = None) -> Any:
+    return _y(fn.item_(context["__scope"], key))
+
+
+def _y_st2kv(context: Any, key: Any, decrypt: Any = False, **kwargs: Any) -> Any:
+    # yaql infers a parameter's type from its default, so "no default" cannot be a sentinel.
+    default = kwargs.get("default", fn.MISSING)
+    return _y(fn.st2kv_(context["__scope"], key, decrypt, default))
+
+
+def _y_task(context: Any, task_id: Any = None, route: Any = None) -> Any:
+    return _y(fn.task_(context["__scope"], task_id, route))
+
+
+_YAQL_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "ctx": _y_ctx,
+    "task_status": _y_task_status,
+    "succeeded": _y_succeeded,
+    "failed": _y_failed,
+    "completed": _y_completed,
+    "result": _y_result,
+    "item": _y_item,
+    "st2kv": _y_st2kv,
+    "task": _y_task,
+}
 
 
 class _Environments:
@@ -111,8 +152,8 @@ class _Environments:
     def __init__(self) -> None:
         self.yaql_engine = yaql.language.factory.YaqlFactory().create()
         self.yaql_root = yaql.create_context()
-        for name, func in _SCOPED_FUNCTIONS.items():
-            self.yaql_root.register_function(_yaql_wrapper(func), name=name)
+        for name, func in _YAQL_FUNCTIONS.items():
+            self.yaql_root.register_function(func, name=name)
         for name, func in _PLAIN_FUNCTIONS.items():
             self.yaql_root.register_function(func, name=name)
         self.jinja = jinja2.sandbox.ImmutableSandboxedEnvironment(

@@ -295,6 +295,7 @@ class WorkflowState:
         """Stage a task (replacing nothing: callers check :attr:`staged` first)."""
         staged = StagedTask(task_id, route, ctx, dict(prev), ready, retry)
         self._staged_counter += 1
+        self._header_dirty = True
         staged.order = self._staged_counter
         self.staged[(task_id, route)] = staged
         if ready:
@@ -377,6 +378,7 @@ class WorkflowState:
             "output": self.output,
             "input": self.inputs,
             "context": self.parent_context,
+            "staged_order": self._staged_counter,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -401,6 +403,7 @@ class WorkflowState:
         state.output = data.get("output")
         state.inputs = data.get("input") or {}
         state.parent_context = data.get("context") or {}
+        state._staged_counter = int(data.get("staged_order", 0))
         state.contexts = list(data.get("contexts", []))
         for idx, raw in enumerate(data.get("sequence", [])):
             entry = TaskEntry.from_dict(idx, raw)

@@ -318,7 +318,8 @@ def _workflow_on_task(wc: WorkflowConductor, entry: TaskEntry, route: int) -> No
     if new is None:
         return
     wc.set_status(new)
-    if state.status in st.COMPLETED_STATUSES:
+    # Orquesta also checks (and fails) a canceled workflow; a cancel should stay a cancel.
+    if state.status in (st.SUCCEEDED, st.FAILED):
         check_unreachable_joins(wc)
 
 

@@ -67,27 +67,33 @@ _CACHE_SIZE = 256
 
 
 def compile_workflow(
-    definition: str | bytes | dict[str, Any] | WorkflowSpec, *, check: bool = True
+    definition: str | bytes | dict[str, Any] | WorkflowSpec,
+    *,
+    check: bool = True,
+    app_ctx: list[str] | None = None,
 ) -> Workflow:
     """Parse, inspect and compile a workflow definition (cached by content).
 
     Args:
         definition: YAML text, a parsed mapping, or a :class:`WorkflowSpec`.
         check: run the static inspection first and refuse invalid definitions.
+        app_ctx: names the application puts in the context (``st2``, ``parent``); they
+            count as defined for the context inspection.
 
     Raises:
         WorkflowError: the definition is not YAML or fails inspection.
     """
+    names = {name: None for name in sorted(app_ctx or [])}
     if isinstance(definition, WorkflowSpec):
         if check:
-            errors = inspect_spec(definition)
+            errors = inspect_spec(definition, names)
             if errors:
                 raise inspection_error(errors)
         return Workflow.from_spec(definition)
     if isinstance(definition, bytes):
         definition = definition.decode("utf-8")
     key = definition if isinstance(definition, str) else json.dumps(definition, sort_keys=True)
-    key = f"{int(check)}:{key}"
+    key = f"{int(check)}:{','.join(names)}:{key}"
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
         if cached is not None:
@@ -95,7 +101,7 @@ def compile_workflow(
             return cached
     spec = parse_workflow(load_definition(definition))
     if check:
-        errors = inspect_spec(spec)
+        errors = inspect_spec(spec, names)
         if errors:
             raise inspection_error(errors)
     workflow = Workflow.from_spec(spec)
