@@ -227,6 +227,8 @@ class WorkflowState:
         self._dirty_staged: set[tuple[str, int]] = set()
         self._dirty_items: dict[tuple[str, int], ItemsTracker] = {}
         self._contexts_saved = 0
+        self._routes_saved = 0
+        self._static_saved = False
         self._header_dirty = True
 
     # --- entries --------------------------------------------------------------------------
@@ -368,16 +370,13 @@ class WorkflowState:
     # --- serialization ----------------------------------------------------------------------
 
     def header(self) -> dict[str, Any]:
-        """The small, always-rewritten part of the state."""
+        """The small part that is rewritten when it changes (status, errors, output...)."""
         return {
             "status": self.status,
-            "routes": [list(r) for r in self.routes],
             "errors": list(self.errors),
             "log": list(self.log),
             "reruns": [list(r) for r in self.reruns],
             "output": self.output,
-            "input": self.inputs,
-            "context": self.parent_context,
             "staged_order": self._staged_counter,
         }
 
@@ -385,6 +384,9 @@ class WorkflowState:
         """The whole state as plain data (JSON-able when results and contexts are)."""
         return {
             **self.header(),
+            "input": self.inputs,
+            "context": self.parent_context,
+            "routes": [list(r) for r in self.routes],
             "contexts": list(self.contexts),
             "sequence": [e.to_dict() for e in self.sequence],
             "staged": [s.to_dict() for s in self.staged.values()],
@@ -428,18 +430,23 @@ class WorkflowState:
         """What changed since the last call, for incremental persistence.
 
         Returns:
-            ``{"header": {...} | None, "contexts": {idx: snapshot}, "sequence": {idx: entry},
+            ``{"header": {...} | None, "static": {"input", "context"} (first call only),
+            "routes": {idx: details}, "contexts": {idx: snapshot}, "sequence": {idx: entry},
             "staged": {"task__rN": staged-or-None}, "items": {"task__rN": item changes}}``
-            (``None`` = removed; staged tasks come without their item arrays, item statuses
-            and results come per item under ``items``).
+            — routes, contexts and sequence entries by index (new or changed ones only);
+            ``None`` = removed; staged tasks come without their item arrays, item statuses
+            and results come per item under ``items``.
         """
         items = {
             route_key(*key): tracker.pop_changes()
             for key, tracker in self._dirty_items.items()
             if key in self.staged and self.staged[key].items is tracker
         }
-        changes = {
+        changes: dict[str, Any] = {
             "header": self.header() if self._header_dirty else None,
+            "routes": {
+                i: list(self.routes[i]) for i in range(self._routes_saved, len(self.routes))
+            },
             "contexts": {
                 i: self.contexts[i] for i in range(self._contexts_saved, len(self.contexts))
             },
@@ -452,10 +459,14 @@ class WorkflowState:
             },
             "items": items,
         }
+        if not self._static_saved:
+            changes["static"] = {"input": self.inputs, "context": self.parent_context}
+            self._static_saved = True
         self._dirty_items.clear()
         self._dirty_entries.clear()
         self._dirty_staged.clear()
         self._contexts_saved = len(self.contexts)
+        self._routes_saved = len(self.routes)
         self._header_dirty = False
         return changes
 
@@ -465,6 +476,13 @@ def apply_changes(document: dict[str, Any], changes: dict[str, Any]) -> dict[str
     document (modified in place and returned); a reference for storage adapters."""
     if changes.get("header") is not None:
         document.update(changes["header"])
+    if "static" in changes:
+        document.update(changes["static"])
+    routes = document.setdefault("routes", [])
+    for idx, details in sorted(changes.get("routes", {}).items()):
+        while len(routes) <= idx:
+            routes.append(None)
+        routes[idx] = details
     contexts = document.setdefault("contexts", [])
     for idx, snapshot in sorted(changes.get("contexts", {}).items()):
         while len(contexts) <= idx:
