@@ -27,6 +27,7 @@ import gc
 import json
 import time
 from collections.abc import Callable
+
 from squall.workflow import WorkflowConductor, compile_workflow
 from squall.workflow.workflow import Workflow
 
