@@ -8,8 +8,8 @@ result, several expressions or surrounding text interpolate ``str(result)`` (so 
 renders as ``None``), a string result is evaluated again, and errors carry Orquesta's
 messages (``YaqlEvaluationException: Unable to evaluate expression '<% … %>'. …``).
 
-The environment is the part other Squall code provides: StackStorm's Jinja filters come from
-``squall.expr`` when it is available; the Orquesta functions live in ``functions``.
+The environment comes from ``squall.expr`` (the sandbox and its limits, StackStorm's filters,
+the YAQL engine options); the Orquesta functions live in ``functions``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ import yaql.language.exceptions as yaql_exc
 import yaql.language.utils as yaql_utils
 
 from squall.errors import ExpressionError
+from squall.expr.filters import FILTERS as ST2_FILTERS
+from squall.expr.jinja import SquallSandbox
+from squall.expr.yaql_engine import ENGINE_OPTIONS as YAQL_ENGINE_OPTIONS
 from squall.workflow import functions as fn
 from squall.workflow.yaql_fast import Fallback, compile_fast
 
@@ -146,36 +149,48 @@ _YAQL_FUNCTIONS: dict[str, Callable[..., Any]] = {
 }
 
 
+class _OrquestaSandbox(SquallSandbox, jinja2.sandbox.ImmutableSandboxedEnvironment):
+    """Squall's sandbox (datastore lookups, limits) that also refuses to modify lists and
+    dicts: contexts are shared between snapshots and must never change in place."""
+
+
+def _plain_callable(func: Callable[..., Any]) -> bool:
+    # Jinja filters that take Jinja's render context cannot be called from YAQL.
+    return not getattr(func, "jinja_pass_arg", None)
+
+
+_ST2_FUNCTIONS = {
+    name: func
+    for name, func in ST2_FILTERS.items()
+    if _plain_callable(func) and not name.startswith("_")
+}
+
+
 class _Environments:
-    """The YAQL engine and root context, and the Jinja environment (built once, lazily)."""
+    """The YAQL engine and root context, and the Jinja environment (built once, lazily).
+
+    StackStorm's filters (``to_json_string``, ``regex_replace``, ``json_dump``, ...) come from
+    ``squall.expr``; as in StackStorm, Orquesta expressions call them as YAQL functions and
+    as Jinja filters or functions.
+    """
 
     def __init__(self) -> None:
-        self.yaql_engine = yaql.language.factory.YaqlFactory().create()
-        self.yaql_root = yaql.create_context()
-        for name, func in _YAQL_FUNCTIONS.items():
-            self.yaql_root.register_function(func, name=name)
-        for name, func in _PLAIN_FUNCTIONS.items():
-            self.yaql_root.register_function(func, name=name)
-        self.jinja = jinja2.sandbox.ImmutableSandboxedEnvironment(
-            undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
+        self.yaql_engine = yaql.language.factory.YaqlFactory().create(
+            options=dict(YAQL_ENGINE_OPTIONS)
         )
-        extra = _stackstorm_filters()
-        self.jinja.filters.update(extra)
+        self.yaql_root = yaql.create_context()
+        for functions in (_ST2_FUNCTIONS, _YAQL_FUNCTIONS, _PLAIN_FUNCTIONS):
+            for name, func in functions.items():
+                self.yaql_root.register_function(func, name=name)
+        self.jinja = _OrquestaSandbox(
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.jinja.filters.update(ST2_FILTERS)
         self.jinja.filters.update(_PLAIN_FUNCTIONS)
-        # Orquesta exposes its functions both as filters and as callables.
-        self.jinja_globals: dict[str, Any] = {**extra, **_PLAIN_FUNCTIONS}
-
-
-def _stackstorm_filters() -> dict[str, Any]:
-    """StackStorm's Jinja filters from ``squall.expr`` when that package provides them."""
-    try:
-        from squall.expr import jinja as st2_jinja
-    except ImportError:
-        return {}
-    get_environment = getattr(st2_jinja, "get_environment", None)
-    if get_environment is None:
-        return {}
-    return dict(get_environment().filters)
+        self.jinja_globals: dict[str, Any] = {**_ST2_FUNCTIONS, **_PLAIN_FUNCTIONS}
 
 
 _ENV: _Environments | None = None
