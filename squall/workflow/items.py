@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from squall.errors import WorkflowError
 from squall.workflow import statuses as st
 from squall.workflow.machines import ItemsSummary
 
@@ -74,7 +75,7 @@ class ItemsTracker:
     def set_status(self, item_id: int, status: str, result: Any, has_result: bool) -> None:
         """Record an item event."""
         if not 0 <= item_id < self.count:
-            raise IndexError(f"Item {item_id} does not exist (the task has {self.count}).")
+            raise WorkflowError(f"Item {item_id} does not exist (the task has {self.count} items).")
         old = self.statuses[item_id]
         self._counts[old] -= 1
         if old in st.ACTIVE_STATUSES:

@@ -68,7 +68,7 @@ def rehearse(spec: RehearsalSpec) -> RehearsalResult:
     conductor = WorkflowConductor(Workflow.from_spec(spec.workflow_spec), spec.inputs)
     if conductor.status != st.FAILED:
         conductor.request_workflow_status(st.RUNNING)
-    item_results: dict[str, int] = {}
+    item_results: dict[tuple[str, int, int], int] = {}
     tasks = conductor.get_next_tasks()
     while tasks:
         dispatched: list[tuple[TaskRequest, int]] = []
@@ -94,7 +94,7 @@ def _complete(
     conductor: WorkflowConductor,
     task: TaskRequest,
     seq_id: int,
-    item_results: dict[str, int],
+    item_results: dict[tuple[str, int, int], int],
 ) -> None:
     mock = _choose_mock(spec, task.task_id, seq_id)
     if mock is not None:
@@ -107,9 +107,13 @@ def _complete(
     if task.items_count == 0:
         conductor.update_task_state(task.task_id, task.route, st.SUCCEEDED, [])
         return
-    reported = item_results.get(task.task_id, 0)
+    # Items reported so far for this run of the task (a task re-entered through a cycle
+    # starts over; Orquesta's harness keeps counting and runs past the last item).
+    entry = conductor.get_task_entry(task.task_id, task.route)
+    key = (task.task_id, task.route, entry.idx if entry is not None else -1)
+    reported = item_results.get(key, 0)
     item_id = mock.item_id if mock is not None and mock.item_id is not None else reported
-    item_results[task.task_id] = max(reported, item_id + 1)
+    item_results[key] = max(reported, item_id + 1)
     conductor.update_task_state(task.task_id, task.route, status, value, item_id=item_id)
 
 
@@ -196,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
             diffs = compare(spec, rehearse(spec))
         except SquallError as exc:
             diffs = [f"error: {exc}"]
+        except Exception as exc:  # a bug, but one spec must not hide the others' results
+            diffs = [f"error: {type(exc).__name__}: {exc}"]
         if diffs:
             failed += 1
             print(f"FAIL {path}")

@@ -33,3 +33,56 @@ def test_rehearsal_spec_passes(spec_path: Path) -> None:
     spec = load_spec(spec_path, CORPUS)
     differences = compare(spec, rehearse(spec))
     assert not differences, "\n".join(differences)
+
+
+# Corpus workflows that have no spec upstream (README: "Squall must run them correctly all the
+# same"), with the outcome Orquesta's semantics give.
+EXTRA_SPECS = {
+    "publish_error": """
+workflow: workflows/inline-publish-error.yaml
+expected_task_sequence: [task1]
+expected_workflow_status: failed
+expected_errors:
+  - type: error
+    message: 'YaqlEvaluationException: Unable to evaluate expression ''<% ctx().foobar.fubar %>''.
+      NoFunctionRegisteredException: Unknown function "#property#fubar"'
+    task_id: task1
+    route: 0
+    task_transition_id: task2__t0
+""",
+    "with_items_cycle": """
+workflow: workflows/inline-with-items-cycle.yaml
+mock_action_executions:
+  - task_id: task1
+    item_id: 0
+    status: failed
+expected_task_sequence: [init, task1, task1]
+expected_errors:
+  - type: error
+    message: Execution failed. See result for details.
+    task_id: task1
+""",
+    "multi_items_fail_inspection": """
+workflow: workflows/with-multi-items.yaml
+expected_task_sequence: []
+expected_inspection_errors:
+  expressions:
+    - type: yaql
+      expression: <% item(member), item(message) %>
+      message: "Parse error: unexpected ',' at position 12 of expression
+        'item(member), item(message)'"
+      spec_path: tasks.task1.input
+      schema_path: properties.tasks.patternProperties.^\\w+$.properties.input
+""",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXTRA_SPECS))
+def test_corpus_workflows_without_upstream_specs(name: str, tmp_path: Path) -> None:
+    if not SPECS:
+        pytest.skip(f"Orquesta conformance corpus not found at {CORPUS}")
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(EXTRA_SPECS[name])
+    spec = load_spec(path, CORPUS)
+    differences = compare(spec, rehearse(spec))
+    assert not differences, "\n".join(differences)

@@ -178,3 +178,17 @@ def test_validate_and_extract_vars() -> None:
     assert validate(["<% ok() %>", {"k": "<% bad( %>"}])[0]["expression"] == "<% bad( %>"
     names = [v[2] for v in extract_vars({"a": "<% ctx().x %> <% ctx(y) %>", "b": "{{ ctx('z') }}"})]
     assert names == ["x", "y", "z"]
+
+
+def test_stackstorm_filters_in_both_languages() -> None:
+    s = scope({"d": {"a": [1]}})
+    assert evaluate("<% to_json_string(ctx().d) %>", s) == '{"a": [1]}'
+    assert evaluate("{{ ctx().d | json_dump }}", s) == evaluate("{{ to_json_string(ctx().d) }}", s)
+    assert evaluate("<% json_parse('[1, 2]') %>", s) == [1, 2]
+
+
+def test_templates_cannot_modify_the_context() -> None:
+    s = scope({"xs": [1]})
+    with pytest.raises(ExpressionEvaluationError, match="unsafe"):
+        evaluate("{{ ctx().xs.append(2) }}", s)
+    assert s.vars == {"xs": [1]}
