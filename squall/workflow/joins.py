@@ -2,7 +2,7 @@
 
 Orquesta re-evaluates every inbound transition of a join each time it is asked, which makes
 ``N`` branches into one join cost ``O(N²)``. Here each ``(join, route)`` keeps a tally per
-inbound task — ``None`` (not completed on that route yet), ``False`` or ``True`` (one of its
+inbound task — not run on that route, still running, ``False``, or ``True`` (one of its
 transitions to the join fired) — updated when that task's latest entry changes, so a
 question costs ``O(1)``. The semantics are Orquesta's: ``join: all`` needs every inbound
 task, ``join: N`` needs N of them; while some inbound task has not run and the workflow is
@@ -22,25 +22,33 @@ WIP = "in_progress"
 NOT_SATISFIED = "not_satisfied"
 
 
+_IN_FLIGHT = "in_flight"
+
+
 class _Tally:
-    __slots__ = ("none", "true", "values")
+    """Per inbound task: True, False, None (no entry on the route) or in flight."""
+
+    __slots__ = ("in_flight", "missing", "true", "values")
 
     def __init__(self) -> None:
-        self.values: dict[str, bool | None] = {}
+        self.values: dict[str, bool | str | None] = {}
         self.true = 0
-        self.none = 0
+        self.missing = 0
+        self.in_flight = 0
 
-    def set(self, source: str, value: bool | None) -> None:
-        old = self.values.get(source, "unset")
-        if old is True:
-            self.true -= 1
-        elif old is None:
-            self.none -= 1
-        self.values[source] = value
+    def _count(self, value: bool | str | None, delta: int) -> None:
         if value is True:
-            self.true += 1
+            self.true += delta
         elif value is None:
-            self.none += 1
+            self.missing += delta
+        elif value == _IN_FLIGHT:
+            self.in_flight += delta
+
+    def set(self, source: str, value: bool | str | None) -> None:
+        if source in self.values:
+            self._count(self.values[source], -1)
+        self.values[source] = value
+        self._count(value, 1)
 
 
 class Joins:
@@ -57,11 +65,12 @@ class Joins:
             for edge in node.in_edges:
                 self._edges.setdefault((edge.src, node.name), []).append(edge.transition_id)
 
-    def _value(self, source: str, join: str, route: int) -> bool | None:
+    def _value(self, source: str, join: str, route: int) -> bool | str | None:
         entry = self.state.latest.get((source, route))
-        if entry is None or entry.status not in st.COMPLETED_STATUSES:
-            # Not run yet, or still running on this route: its transitions are unknown.
+        if entry is None:
             return None
+        if entry.status not in st.COMPLETED_STATUSES:
+            return _IN_FLIGHT  # its transitions are not known yet
         return any(entry.next.get(tid) for tid in self._edges.get((source, join), ()))
 
     def _tally(self, join: str, route: int) -> _Tally:
@@ -80,14 +89,21 @@ class Joins:
             if tally is not None:
                 tally.set(source, self._value(source, join, route))
 
-    def status(self, join: str, route: int) -> str:
-        """:data:`SATISFIED`, :data:`WIP` or :data:`NOT_SATISFIED` for ``join`` on ``route``."""
+    def status(self, join: str, route: int, *, final: bool = False) -> str:
+        """:data:`SATISFIED`, :data:`WIP` or :data:`NOT_SATISFIED` for ``join`` on ``route``.
+
+        While the workflow runs, an inbound task still in flight keeps the join in progress.
+        Once the workflow has ended (``final``), in-flight inbound tasks can no longer lead
+        to the join (a failed workflow schedules nothing): they count as not satisfied, so a
+        fail-fast also reports the joins those branches were heading to.
+        """
         node = self.graph.nodes[join]
         tally = self._tally(join, route)
         barrier = node.barrier or 1
         requirement = len(node.in_sources) if barrier == "*" else int(barrier)
         if tally.true >= requirement:
             return SATISFIED
-        if tally.none and (self.state.has_active_tasks() or self.state.staged_ready > 0):
+        pending = tally.missing if final else tally.missing + tally.in_flight
+        if pending and (self.state.has_active_tasks() or self.state.staged_ready > 0):
             return WIP
         return NOT_SATISFIED

@@ -330,7 +330,7 @@ def check_unreachable_joins(wc: WorkflowConductor) -> None:
         for staged in wc.state.staged.values()
         if wc.graph.nodes[staged.task_id].barrier is not None
         and not staged.ready
-        and wc.joins.status(staged.task_id, staged.route) == NOT_SATISFIED
+        and wc.joins.status(staged.task_id, staged.route, final=True) == NOT_SATISFIED
     ]
     if not unreachable:
         return
