@@ -62,6 +62,41 @@ expected_errors:
     message: Execution failed. See result for details.
     task_id: task1
 """,
+    "splits_nested_fail_in_one_route": """
+workflow: workflows/splits-nested.yaml
+mock_action_executions:
+  - task_id: task9
+    seq_id: 17
+    status: failed
+expected_task_sequence: [task1, task2, task3, task4__r1, task4__r2, task5__r1, task5__r2,
+  task6__r1, task6__r2, task7__r3, task7__r4, task7__r5, task7__r6, task8__r3, task8__r4,
+  task8__r5, task8__r6, task9__r3, task9__r4, task9__r5, task9__r6]
+expected_routes: [[], [task2__t0], [task3__t0], [task2__t0, task5__t0],
+  [task3__t0, task5__t0], [task2__t0, task6__t0], [task3__t0, task6__t0]]
+expected_workflow_status: failed
+expected_errors:
+  - {type: error, message: Execution failed. See result for details., task_id: task9}
+  - type: error
+    message: 'UnreachableJoinError: The join task|route "task10|3" is partially satisfied but
+      unreachable.'
+    task_id: task10
+    route: 3
+  - type: error
+    message: 'UnreachableJoinError: The join task|route "task10|4" is partially satisfied but
+      unreachable.'
+    task_id: task10
+    route: 4
+  - type: error
+    message: 'UnreachableJoinError: The join task|route "task10|5" is partially satisfied but
+      unreachable.'
+    task_id: task10
+    route: 5
+  - type: error
+    message: 'UnreachableJoinError: The join task|route "task10|6" is partially satisfied but
+      unreachable.'
+    task_id: task10
+    route: 6
+""",
     "multi_items_fail_inspection": """
 workflow: workflows/with-multi-items.yaml
 expected_task_sequence: []
