@@ -19,7 +19,7 @@ from typing import Any
 
 import jsonschema
 
-from squall.workflow import expressions as expr
+from squall.workflow import expr_checks as expr
 from squall.workflow.params import parse_inline_params_ordered
 from squall.workflow.schema import WORKFLOW_SCHEMA, normalize_for_schema
 from squall.workflow.spec import (

@@ -7,13 +7,8 @@ from typing import Any
 import pytest
 
 from squall.workflow import statuses as st
-from squall.workflow.expressions import (
-    ExpressionEvaluationError,
-    compile_value,
-    evaluate,
-    extract_vars,
-    validate,
-)
+from squall.workflow.expr_checks import extract_vars, validate
+from squall.workflow.expressions import ExpressionEvaluationError, compile_value, evaluate
 from squall.workflow.functions import MISSING, EvalScope
 
 
