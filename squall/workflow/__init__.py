@@ -1,7 +1,14 @@
-"""Orquesta workflows: spec, inspection, the pure conductor, rehearsal, and action-chain."""
+"""Orquesta workflows: spec, inspection, the pure conductor, rehearsal, and action-chain.
+
+Entry points: :func:`compile_workflow` (parse + inspect + compile, cached),
+:class:`WorkflowConductor` (one execution; see its module for how an engine drives it),
+:func:`inspect_definition`, ``squall.workflow.rehearsal.main`` (``workflow rehearse``),
+:func:`parse_chain` / :class:`ChainStepper` (action-chain).
+"""
 
 from __future__ import annotations
 
+from squall.workflow.chain import ActionChain, ChainStep, ChainStepper, parse_chain
 from squall.workflow.conductor import WorkflowConductor
 from squall.workflow.functions import MISSING
 from squall.workflow.inspect import inspect_definition, inspect_spec
@@ -12,7 +19,10 @@ from squall.workflow.workflow import Workflow, compile_workflow
 
 __all__ = [
     "MISSING",
+    "ActionChain",
     "ActionRequest",
+    "ChainStep",
+    "ChainStepper",
     "RerunRequest",
     "TaskRequest",
     "Workflow",
@@ -23,5 +33,6 @@ __all__ = [
     "compile_workflow",
     "inspect_definition",
     "inspect_spec",
+    "parse_chain",
     "parse_workflow",
 ]

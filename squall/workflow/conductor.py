@@ -99,6 +99,38 @@ class WorkflowConductor:
         document)."""
         return cls(definition, kv_lookup=kv_lookup, _state=WorkflowState.from_dict(state))
 
+    @classmethod
+    def rerun(
+        cls,
+        definition: Definition,
+        state: dict[str, Any],
+        tasks: list[str] | None = None,
+        reset: list[str] | None = None,
+        *,
+        kv_lookup: KvLookup | None = None,
+    ) -> WorkflowConductor:
+        """A conductor for re-running a completed execution (StackStorm's ``re_run``).
+
+        Args:
+            definition: the workflow definition.
+            state: the completed execution's state (:meth:`serialize` output).
+            tasks: task names to run again, on every route they ran on; default: the failed
+                terminal tasks.
+            reset: with-items tasks whose items all run again (default: failed items only).
+
+        Returns:
+            A new conductor in ``resuming``; the stored ``state`` is not modified.
+        """
+        conductor = cls.from_state(definition, state, kv_lookup=kv_lookup)
+        requests = None
+        if tasks:
+            requests = []
+            for name in tasks:
+                routes = sorted(r for t, r in conductor.state.latest if t == name) or [0]
+                requests += [RerunRequest(name, r, name in (reset or [])) for r in routes]
+        conductor.request_workflow_rerun(requests)
+        return conductor
+
     # --- state access -----------------------------------------------------------------------
 
     @property

@@ -111,3 +111,17 @@ def test_rerun_with_items_reruns_failed_items(
     conductor.render_workflow_output()
     expected = ["A", "new1", "C"] if not reset_items else ["new0", "new1", "new2"]
     assert conductor.status == "succeeded" and conductor.output == {"out": expected}
+
+
+def test_rerun_by_task_names_builds_a_new_conductor(make_driver: Any) -> None:
+    driver = make_driver(ITEMS)
+    driver.dispatch()
+    for item_id in range(3):
+        driver.finish("each", "failed" if item_id == 2 else "succeeded", item_id, item_id=item_id)
+    stored = json.loads(json.dumps(driver.conductor.serialize()))
+    rerun = WorkflowConductor.rerun(ITEMS, stored, tasks=["each"], reset=["each"])
+    assert rerun.status == "resuming" and stored["status"] == "failed"
+    (request,) = rerun.get_next_tasks()
+    assert [a.item_id for a in request.actions] == [0, 1, 2]
+    with pytest.raises(WorkflowError, match="ghost"):
+        WorkflowConductor.rerun(ITEMS, stored, tasks=["ghost"])
