@@ -61,7 +61,7 @@ def inspection_error(errors: dict[str, list[dict[str, Any]]]) -> WorkflowError:
     )
 
 
-_CACHE: OrderedDict[str, Workflow] = OrderedDict()
+_CACHE: OrderedDict[tuple[bool, tuple[str, ...], str], Workflow] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 256
 
@@ -92,8 +92,9 @@ def compile_workflow(
         return Workflow.from_spec(definition)
     if isinstance(definition, bytes):
         definition = definition.decode("utf-8")
-    key = definition if isinstance(definition, str) else json.dumps(definition, sort_keys=True)
-    key = f"{int(check)}:{','.join(names)}:{key}"
+    text = definition if isinstance(definition, str) else json.dumps(definition, sort_keys=True)
+    # A tuple key reuses the text's cached hash: no per-call cost proportional to its size.
+    key = (check, tuple(names), text)
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
         if cached is not None:
