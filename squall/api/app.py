@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from squall import __version__
 from squall.api.deps import Auth, get_runtime
-from squall.api.routes import actions, auth, executions, keys, packs
+from squall.api.routes import actions, auth, executions, keys, packs, rules, webhooks
 from squall.api.serialize import json_response
 from squall.engine.runtime import Runtime
 from squall.errors import SquallError
@@ -128,7 +128,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def root(_principal: Auth) -> Response:
         return json_response({"version": __version__, "docs_url": "/api/v1/docs"})
 
-    for module in (auth, actions, executions, keys, packs):
+    for module in (auth, actions, executions, keys, packs, rules, webhooks):
         app.include_router(module.router)
 
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)

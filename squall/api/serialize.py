@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Any
 
 import orjson
 from starlette.responses import Response
 
 from squall.engine.executions import ActionBundle
+from squall.model.formatting import MASK, iso, mask_parameters
 from squall.store.executions import Execution
 
 __all__ = [
@@ -21,15 +21,6 @@ __all__ = [
     "mask_parameters",
     "project",
 ]
-
-MASK = "********"
-
-
-def iso(value: datetime | None) -> str | None:
-    """StackStorm's timestamp format: ISO 8601 UTC with microseconds and ``Z``."""
-    if value is None:
-        return None
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class JSONResponse(Response):
@@ -45,12 +36,6 @@ def json_response(
     content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse(content, status_code=status_code, headers=dict(headers or {}))
-
-
-def mask_parameters(params: Mapping[str, Any], secret_names: Iterable[str]) -> dict[str, Any]:
-    """Replace the values of secret parameters with the mask."""
-    secrets = set(secret_names)
-    return {k: (MASK if k in secrets and v is not None else v) for k, v in params.items()}
 
 
 def execution_doc(

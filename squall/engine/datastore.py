@@ -11,7 +11,7 @@ Rules (StackStorm's, with its known leaks closed):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +28,9 @@ from squall.store import kv as kvstore
 from squall.store.db import Database
 from squall.store.util import utcnow
 
-__all__ = ["DatastoreService", "KeyView"]
+__all__ = ["ChangeHook", "DatastoreService", "KeyView"]
+
+ChangeHook = Callable[[Connection, str, "kvstore.KeyValue | None", "kvstore.KeyValue | None"], None]
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class DatastoreService:
         self.db = db
         self.cipher = cipher
         self.wakeups = wakeups
+        #: Called in the writing transaction: ``hook(conn, "set"|"delete", new, old)``.
+        self.change_hooks: list[ChangeHook] = []
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -197,9 +201,12 @@ class DatastoreService:
         now = utcnow()
 
         def _set(conn: Connection) -> tuple[kvstore.KeyValue, kvstore.KeyValue | None]:
-            return kvstore.set_value(
+            item, previous = kvstore.set_value(
                 conn, name, stored, scope=scope_n, user=owner, secret=secret, ttl=ttl, now=now
             )
+            for hook in self.change_hooks:
+                hook(conn, "set", item, previous)
+            return item, previous
 
         item, _previous = await self.db.write(_set)
         return self._view(item, decrypt=False, now=now)
@@ -217,7 +224,11 @@ class DatastoreService:
         now = utcnow()
 
         def _delete(conn: Connection) -> kvstore.KeyValue | None:
-            return kvstore.delete(conn, name, scope=scope_n, user=owner, now=now)
+            previous = kvstore.delete(conn, name, scope=scope_n, user=owner, now=now)
+            if previous is not None:
+                for hook in self.change_hooks:
+                    hook(conn, "delete", None, previous)
+            return previous
 
         if await self.db.write(_delete) is None:
             raise NotFoundError(f"key {name!r} not found in scope {scope_n}")

@@ -7,7 +7,7 @@ Everything that starts an execution — the API, rules, workflows, re-runs — g
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -36,9 +36,13 @@ from squall.store import executions as exrepo
 from squall.store.db import Database
 from squall.store.util import utcnow
 
-__all__ = ["ActionBundle", "ExecutionService"]
+__all__ = ["ActionBundle", "ExecutionService", "TerminalHook"]
 
 _S = ExecutionStatus
+
+#: Called inside the transaction that makes an execution terminal (internal triggers,
+#: retries, workflow events).
+TerminalHook = Callable[[Connection, exrepo.Execution], None]
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class ExecutionService:
         self.cipher = cipher
         self._bundles: OrderedDict[str, ActionBundle] = OrderedDict()
         self.content = ContentCache(db)
+        self._terminal_hooks: list[TerminalHook] = []
 
     # --- action versions --------------------------------------------------------------------
 
@@ -167,9 +172,9 @@ class ExecutionService:
 
     # --- requests ---------------------------------------------------------------------------
 
-    async def request(
+    async def prepare(
         self,
-        principal: Principal,
+        user: str,
         action_ref: str,
         parameters: Mapping[str, Any] | None = None,
         *,
@@ -179,8 +184,14 @@ class ExecutionService:
         parent_id: str | None = None,
         root_id: str | None = None,
         trace_tag: str | None = None,
-    ) -> exrepo.Execution:
-        """Validate and record a new execution; it runs once a runner host claims it."""
+        attempt: int = 0,
+    ) -> dict[str, Any]:
+        """Validate a request and build the execution row, without writing it.
+
+        Raises the domain error a caller should report (unknown or disabled action, bad
+        parameters). Used by :meth:`request` and by services that write the execution in
+        their own transaction (the rules engine, retries, workflows).
+        """
         record, bundle = await self.action(action_ref)
         if not record.enabled:
             raise ValidationError(
@@ -188,26 +199,23 @@ class ExecutionService:
             )
         params = dict(parameters or {})
         ctx = dict(context or {})
-        ctx.setdefault("user", principal.user)
+        ctx.setdefault("user", user)
         ctx.setdefault("pack", bundle.pack)
-
         pack_config, _secret_paths = await self.content.pack_config(bundle.pack)
         # Fail fast: a request whose parameters cannot resolve is rejected with the reason.
-        await self.resolve(
-            bundle, params, user=principal.user, context=ctx, pack_config=pack_config
-        )
+        await self.resolve(bundle, params, user=user, context=ctx, pack_config=pack_config)
         if delay_ms is not None and delay_ms < 0:
             raise ValidationError("delay must be a non-negative number of milliseconds")
         now = utcnow()
         not_before = now + timedelta(milliseconds=delay_ms) if delay_ms else None
-        row = exrepo.new_row(
+        return exrepo.new_row(
             id=new_id(),
             action_ref=record.ref,
             action_snapshot=record.snapshot,
             runner_type=bundle.runner.name,
             parameters=params,
             context=ctx,
-            user=principal.user,
+            user=user,
             now=now,
             notify=notify,
             parent_id=parent_id,
@@ -215,14 +223,35 @@ class ExecutionService:
             trace_tag=trace_tag,
             not_before=not_before,
             status=_S.DELAYED if not_before else _S.REQUESTED,
+            attempt=attempt,
         )
 
-        def _insert(conn: Connection) -> None:
-            exrepo.insert(conn, [row])
+    async def request(
+        self,
+        principal: Principal,
+        action_ref: str,
+        parameters: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> exrepo.Execution:
+        """Validate and record a new execution; it runs once a runner host claims it.
 
-        await self.db.write(_insert)
+        Keyword arguments are those of :meth:`prepare`.
+        """
+        row = await self.prepare(principal.user, action_ref, parameters, **kwargs)
+        await self.db.write(lambda conn: exrepo.insert(conn, [row]))
         self.wakeups.signal("scheduler")
         return exrepo.Execution.from_row(_RowProxy(row))
+
+    # --- terminal transitions ---------------------------------------------------------------
+
+    def add_terminal_hook(self, hook: TerminalHook) -> None:
+        """Run ``hook(conn, execution)`` in the transaction that makes an execution terminal."""
+        self._terminal_hooks.append(hook)
+
+    def on_terminal(self, conn: Connection, ex: exrepo.Execution) -> None:
+        """Called (in the same transaction) by everything that ends an execution."""
+        for hook in self._terminal_hooks:
+            hook(conn, ex)
 
     async def get(self, execution_id: str, *, with_result: bool = True) -> exrepo.Execution:
         ex = await self.db.read(
@@ -239,7 +268,10 @@ class ExecutionService:
         now = utcnow()
 
         def _cancel(conn: Connection) -> tuple[exrepo.Execution | None, bool]:
-            return exrepo.request_cancel(conn, execution_id, now=now)
+            updated, changed = exrepo.request_cancel(conn, execution_id, now=now)
+            if changed and updated is not None and updated.is_terminal:
+                self.on_terminal(conn, updated)
+            return updated, changed
 
         updated, changed = await self.db.write(_cancel)
         if updated is None:

@@ -4,9 +4,11 @@ API documents, prepare virtualenvs and replace each pack's content in one transa
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +16,14 @@ from sqlalchemy import Connection
 
 from squall.config import Settings
 from squall.engine.virtualenvs import ensure_virtualenv
-from squall.errors import DomainError, Issue, PackError
+from squall.errors import DomainError, Issue, PackError, RuleError
+from squall.model.ids import new_id
 from squall.packs import LoadedPack, YamlFileError, find_packs, load_pack, load_yaml_file
 from squall.params import merge_parameter_specs
+from squall.rules.rule import trigger_key
+from squall.rules.validate import check_rule
 from squall.runners.catalog import RUNNER_TYPES
-from squall.store import content
+from squall.store import content, events
 from squall.store.db import Database
 from squall.store.util import utcnow
 
@@ -97,6 +102,44 @@ def _generic_doc(kind: str, pack: LoadedPack, item: Any) -> dict[str, Any]:
     return doc
 
 
+@dataclass
+class _Known:
+    actions: set[str]
+    trigger_types: dict[str, dict[str, Any]]
+
+
+def trigger_ref(trigger_type: str, parameters: Mapping[str, Any] | None) -> str:
+    """The ref of the trigger (type + parameters) a rule listens to."""
+    if not parameters:
+        return trigger_type
+    digest = hashlib.sha1(trigger_key(trigger_type, parameters).encode()).hexdigest()[:12]
+    return f"{trigger_type}.{digest}"
+
+
+def trigger_row(trigger: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
+    """The triggers-table row for a rule's trigger."""
+    ttype = trigger["type"]
+    params = dict(trigger.get("parameters") or {})
+    ref = trigger_ref(ttype, params)
+    pack, _, name = ref.partition(".")
+    return {
+        "id": new_id(),
+        "ref": ref,
+        "type": ttype,
+        "key": trigger_key(ttype, params),
+        "parameters": params,
+        "doc": {
+            "ref": ref,
+            "uid": f"trigger:{pack}:{name}",
+            "name": name,
+            "pack": pack,
+            "type": ttype,
+            "parameters": params,
+        },
+        "created_at": now,
+    }
+
+
 def _locate(pack: LoadedPack, source: str, exc: DomainError) -> list[Issue]:
     """Attach file and line to issues that only carry a field path."""
     issues = exc.issues or [Issue(message=exc.message)]
@@ -149,22 +192,47 @@ class PackService:
         *,
         progress: Callable[[PackRegistration], None] | None = None,
     ) -> list[PackRegistration]:
-        """Register every discovered pack (or those named in ``only``, by ref or dir name)."""
+        """Register every discovered pack (or those named in ``only``, by ref or dir name).
+
+        All packs are loaded first, so a rule may use an action or trigger type of a pack
+        that registers after its own.
+        """
         found = find_packs(self.search_paths())
         wanted = set(only or ())
+        loaded: list[tuple[Path, LoadedPack | PackError]] = []
+        for path in found.packs:
+            try:
+                loaded.append(
+                    (
+                        path,
+                        load_pack(
+                            path,
+                            known_runners=RUNNER_TYPES.keys(),
+                            config_dir=self.settings.configs_dir,
+                        ),
+                    )
+                )
+            except PackError as exc:
+                loaded.append((path, exc))
+        known = await self._known(loaded)
         results: list[PackRegistration] = []
         seen: set[str] = set()
-        for path in found.packs:
-            reg = await self.register_path(path, match=wanted or None)
-            if reg is None:
+        for path, pack in loaded:
+            ref = pack.ref if isinstance(pack, LoadedPack) else path.name
+            if wanted and ref not in wanted and path.name not in wanted:
                 continue
-            seen.add(reg.ref)
-            seen.add(path.name)
+            seen.update({ref, path.name})
+            if isinstance(pack, PackError):
+                reg = PackRegistration(
+                    ref=path.name, path=path, error=pack.message, issues=list(pack.issues)
+                )
+            else:
+                reg = await self._register(path, pack, known)
             results.append(reg)
             if progress:
                 progress(reg)
         for missing in sorted(wanted - seen):
-            reg = PackRegistration(ref=missing, path=Path(missing), error="pack not found")
+            reg = PackRegistration(ref=missing, path=Path(missing))
             reg.error = (
                 f"no pack {missing!r} on the pack search path "
                 f"({':'.join(str(p) for p in self.search_paths())})"
@@ -174,28 +242,27 @@ class PackService:
                 progress(reg)
         return results
 
-    async def register_path(
-        self, path: Path, *, match: set[str] | None = None
-    ) -> PackRegistration | None:
-        """Load and register the pack at ``path``; ``None`` if it is not in ``match``."""
-        try:
-            pack = load_pack(
-                path,
-                known_runners=RUNNER_TYPES.keys(),
-                config_dir=self.settings.configs_dir,
-            )
-        except PackError as exc:
-            if match is not None and path.name not in match:
-                return None
-            return PackRegistration(
-                ref=path.name, path=path, error=exc.message, issues=list(exc.issues)
-            )
-        if match is not None and pack.ref not in match and path.name not in match:
-            return None
+    async def _known(self, loaded: Sequence[tuple[Path, LoadedPack | PackError]]) -> _Known:
+        """Action refs and trigger types that exist or are being registered."""
+
+        def _read(conn: Connection) -> tuple[list[str], list[dict[str, Any]]]:
+            actions, _total = content.list_actions(conn, limit=1_000_000)
+            return [a.ref for a in actions], content.list_content(conn, "triggers")
+
+        action_refs, trigger_docs = await self.db.read(_read)
+        known = _Known(set(action_refs), {d["ref"]: d for d in trigger_docs})
+        for _path, pack in loaded:
+            if isinstance(pack, LoadedPack):
+                known.actions.update(a.ref for a in pack.actions)
+                for t in pack.trigger_types:
+                    known.trigger_types[t.ref] = dict(t.metadata)
+        return known
+
+    async def _register(self, path: Path, pack: LoadedPack, known: _Known) -> PackRegistration:
         reg = PackRegistration(
             ref=pack.ref, path=path, issues=list(pack.issues), warnings=list(pack.warnings)
         )
-        docs = self._build_docs(pack, reg)
+        docs = self._build_docs(pack, reg, known)
         if pack.requirements_file is not None:
             try:
                 _python, built = await ensure_virtualenv(
@@ -217,12 +284,16 @@ class PackService:
             if (pack.config_schema is not None or pack.config)
             else None
         )
+        trigger_rows = [trigger_row(r["trigger"], now=utcnow()) for r in docs["rules"]]
         now = utcnow()
 
         def _replace(conn: Connection) -> dict[str, int] | None:
             existing = content.get_pack(conn, pack.ref)
             if existing is not None and existing.content_hash == content_hash:
                 return None
+            events.bump_version(conn, "packs")
+            events.bump_version(conn, "rules")
+            events.upsert_triggers(conn, trigger_rows)
             return content.replace_pack(
                 conn,
                 pack={
@@ -270,7 +341,7 @@ class PackService:
         }
 
     def _build_docs(
-        self, pack: LoadedPack, reg: PackRegistration
+        self, pack: LoadedPack, reg: PackRegistration, known: _Known
     ) -> dict[str, list[dict[str, Any]]]:
         docs: dict[str, list[dict[str, Any]]] = {k: [] for k in content.CONTENT_TABLES}
         for action in pack.actions:
@@ -283,8 +354,25 @@ class PackService:
                 reg.issues.extend(_locate(pack, action.source, exc))
                 continue
             docs["actions"].append(_action_doc(pack, action))
+        for rule in pack.rules:
+            doc = _generic_doc("rule", pack, rule)
+            _compiled, issues = check_rule(
+                doc, actions=known.actions, trigger_types=known.trigger_types, pack=pack.ref
+            )
+            if issues:
+                reg.issues.extend(
+                    _locate(pack, rule.source, RuleError(f"invalid rule {rule.ref}", issues=issues))
+                )
+                continue
+            doc.setdefault("criteria", {})
+            doc.setdefault("type", {"ref": "standard", "parameters": {}})
+            doc["trigger"] = dict(doc["trigger"])
+            doc["trigger"].setdefault("parameters", {})
+            doc["trigger"]["ref"] = trigger_ref(
+                doc["trigger"]["type"], doc["trigger"]["parameters"]
+            )
+            docs["rules"].append(doc)
         for kind, items, uid_kind in (
-            ("rules", pack.rules, "rule"),
             ("sensors", pack.sensors, "sensor_type"),
             ("policies", pack.policies, "policy"),
             ("aliases", pack.aliases, "action_alias"),

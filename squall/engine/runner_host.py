@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -46,8 +45,6 @@ _S = ExecutionStatus
 
 #: Runners whose actions run as processes and get ``ST2_ACTION_AUTH_TOKEN``.
 _PROCESS_RUNNERS = frozenset({"local-shell-cmd", "local-shell-script", "python-script"})
-
-FinishHook = Callable[[Connection, exrepo.Execution], None]
 
 
 class ActionDatastore:
@@ -138,7 +135,6 @@ class RunnerHost:
         auth: AuthService,
         runners: RunnerRegistry,
         owner: str,
-        on_finish: FinishHook | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -148,7 +144,6 @@ class RunnerHost:
         self.auth = auth
         self.runners = runners
         self.owner = owner
-        self.on_finish = on_finish
         self.capacity = max(1, settings.runner_concurrency)
         self.lease = timedelta(seconds=settings.lease_seconds)
         self.output = OutputBuffer(db, interval=settings.output_flush_interval)
@@ -324,8 +319,8 @@ class RunnerHost:
             done = exrepo.finish(
                 conn, ex.id, status=status, result=result, now=now, owner=self.owner
             )
-            if done is not None and self.on_finish is not None:
-                self.on_finish(conn, done)
+            if done is not None:
+                self.executions.on_terminal(conn, done)
             return done
 
         try:

@@ -25,9 +25,13 @@ from squall.engine.datastore import DatastoreService
 from squall.engine.executions import ExecutionService
 from squall.engine.gc import GarbageCollector, abandon_orphans
 from squall.engine.packs import PackService
+from squall.engine.rules_admin import RuleService
+from squall.engine.rules_engine import RulesEngine
 from squall.engine.runner_host import RunnerHost
 from squall.engine.scheduler import Scheduler
+from squall.engine.triggers import TriggerService
 from squall.engine.wakeup import LocalWakeups, Wakeups
+from squall.engine.webhooks import WebhookService
 from squall.errors import StoreError, ValidationError
 from squall.model.ids import new_id
 from squall.runners.registry import RunnerRegistry, RunnerSettings
@@ -80,10 +84,14 @@ class Runtime:
     datastore: DatastoreService
     executions: ExecutionService
     packs: PackService
+    triggers: TriggerService
+    rules: RuleService
+    webhooks: WebhookService
     runners: RunnerRegistry
     process_id: str
     roles: tuple[str, ...]
     runner_host: RunnerHost | None = None
+    rules_engine: RulesEngine | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _lock_file: IO[str] | None = None
 
@@ -108,6 +116,20 @@ class Runtime:
         auth = AuthService(db, token_ttl=settings.token_ttl, token_max_ttl=settings.token_max_ttl)
         datastore = DatastoreService(db, cipher, wakeups)
         executions = ExecutionService(db, wakeups, datastore, cipher)
+        triggers = TriggerService(db, wakeups, executions)
+        executions.add_terminal_hook(triggers.on_execution_terminal)
+        datastore.change_hooks.append(triggers.on_kv_change)
+        webhooks = WebhookService(db, triggers, cipher)
+
+        def on_rules_change() -> None:
+            triggers.invalidate_subscriptions()
+            webhooks.invalidate()
+            wakeups.signal("rules")
+
+        def on_packs_change() -> None:
+            executions.content.invalidate()
+            on_rules_change()
+
         runners = RunnerRegistry(
             RunnerSettings(
                 python_workers=settings.python_workers,
@@ -124,7 +146,10 @@ class Runtime:
             auth=auth,
             datastore=datastore,
             executions=executions,
-            packs=PackService(settings, db, on_change=executions.content.invalidate),
+            packs=PackService(settings, db, on_change=on_packs_change),
+            triggers=triggers,
+            rules=RuleService(db, datastore, cipher, on_change=on_rules_change),
+            webhooks=webhooks,
             runners=runners,
             process_id=f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}",
             roles=parse_roles(roles),
@@ -175,9 +200,26 @@ class Runtime:
         loop = asyncio.get_running_loop()
         if self.settings.is_sqlite and {"runner", "gc"} <= set(self.roles):
             # We hold the home lock: no other runner exists, so nothing can still be running.
-            n = await abandon_orphans(self.db, reason="Squall restarted while it was running")
+            n = await abandon_orphans(
+                self.db,
+                reason="Squall restarted while it was running",
+                on_abandon=self.executions.on_terminal,
+            )
             if n:
                 log.warning("marked %d executions abandoned: Squall stopped while they ran", n)
+        if "rules" in self.roles:
+            self.rules_engine = RulesEngine(
+                db=self.db,
+                wakeups=self.wakeups,
+                executions=self.executions,
+                triggers=self.triggers,
+                datastore=self.datastore,
+                cipher=self.cipher,
+                owner=self.process_id,
+                lease_seconds=self.settings.lease_seconds,
+            )
+            await self.rules_engine.refresh()
+            self._tasks.append(loop.create_task(self.rules_engine.run(), name="rules"))
         if "scheduler" in self.roles:
             self._tasks.append(
                 loop.create_task(Scheduler(self.db, self.wakeups).run(), name="scheduler")
@@ -195,7 +237,11 @@ class Runtime:
             )
             self._tasks.append(loop.create_task(self.runner_host.run(), name="runner-host"))
         if "gc" in self.roles:
-            gc = GarbageCollector(self.db, interval=max(1.0, self.settings.lease_seconds / 3))
+            gc = GarbageCollector(
+                self.db,
+                interval=max(1.0, self.settings.lease_seconds / 3),
+                on_abandon=self.executions.on_terminal,
+            )
             self._tasks.append(loop.create_task(gc.run(), name="gc"))
         for task in self._tasks:
             task.add_done_callback(self._service_done)

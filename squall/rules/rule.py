@@ -40,6 +40,7 @@ __all__ = [
     "CompiledRule",
     "TriggerSpec",
     "compile_rule",
+    "parse_trigger_key",
     "trigger_key",
 ]
 
@@ -54,13 +55,24 @@ def trigger_key(trigger_type: str, parameters: Mapping[str, Any] | None = None) 
     A webhook's ``url`` is normalised without surrounding slashes, as StackStorm does.
     """
     params = dict(parameters or {})
-    if trigger_type == WEBHOOK_TRIGGER and isinstance(params.get("url"), str):
-        params["url"] = params["url"].strip("/")
+    if trigger_type == WEBHOOK_TRIGGER:
+        # A webhook is identified by its URL alone; other parameters (Squall's signature
+        # settings) configure how it is received, not which events it gets.
+        url = params.get("url")
+        params = {"url": url.strip("/") if isinstance(url, str) else url}
     if not params:
         return trigger_type
     return (
         f"{trigger_type}:{json.dumps(params, sort_keys=True, separators=(',', ':'), default=str)}"
     )
+
+
+def parse_trigger_key(key: str) -> tuple[str, dict[str, Any]]:
+    """Inverse of :func:`trigger_key`: ``(type, parameters)``."""
+    trigger_type, sep, params = key.partition(":")
+    if not sep:
+        return key, {}
+    return trigger_type, dict(json.loads(params))
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ __all__ = [
     "ActionRecord",
     "PackRecord",
     "doc_hash",
+    "enabled_rule_trigger_types",
     "get_action",
     "get_pack",
     "get_pack_config",
@@ -175,6 +176,14 @@ def list_content(conn: Connection, kind: str, *, pack: str | None = None) -> lis
     if pack:
         stmt = stmt.where(table.c.pack == pack)
     return [r.doc for r in (conn.execute(stmt)).all()]
+
+
+def enabled_rule_trigger_types(conn: Connection) -> list[str]:
+    """The trigger types that at least one enabled rule listens to."""
+    rows = conn.execute(
+        sa.select(rules.c.trigger_type).where(rules.c.enabled.is_(True)).distinct()
+    ).all()
+    return [r.trigger_type for r in rows]
 
 
 def get_pack_config(conn: Connection, pack: str) -> tuple[dict[str, Any], list[str]]:

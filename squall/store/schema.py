@@ -34,11 +34,18 @@ __all__ = [
     "packs",
     "policies",
     "processes",
+    "rule_enforcements",
     "rules",
     "sensor_types",
+    "storm_counters",
+    "system_state",
+    "timer_ticks",
     "tokens",
+    "trigger_instances",
     "trigger_types",
+    "triggers",
     "users",
+    "webhook_deliveries",
 ]
 
 
@@ -260,6 +267,16 @@ executions = sa.Table(
     sa.Index("ix_executions_status_created", "status", "created_at"),
     sa.Index("ix_executions_parent", "parent_id"),
     # The scheduler and runner hosts poll only active rows: keep that index small.
+    # Concurrency policies count an action's active executions.
+    sa.Index(
+        "ix_executions_action_active",
+        "action_ref",
+        "status",
+        sqlite_where=sa.text("status IN ('scheduled','running','canceling','pausing','paused')"),
+        postgresql_where=sa.text(
+            "status IN ('scheduled','running','canceling','pausing','paused')"
+        ),
+    ),
     sa.Index(
         "ix_executions_active",
         "status",
@@ -364,4 +381,104 @@ leases = sa.Table(
     sa.Column("name", sa.String(256), primary_key=True),
     sa.Column("owner", sa.String(64), nullable=False),
     _ts("expires_at", nullable=False),
+)
+
+# --- events and rules (revision 0002) ---------------------------------------------------------
+
+triggers = sa.Table(
+    "triggers",
+    metadata,
+    sa.Column("id", sa.String(24), primary_key=True),
+    sa.Column("ref", sa.String(512), nullable=False, unique=True),
+    sa.Column("type", sa.String(512), nullable=False, index=True),
+    #: Canonical identity of (type, parameters): rules with equal triggers share one.
+    sa.Column("key", sa.String(1024), nullable=False, unique=True),
+    sa.Column("parameters", JSONDoc, nullable=False),
+    sa.Column("doc", JSONDoc, nullable=False),
+    _ts("created_at", nullable=False),
+)
+
+trigger_instances = sa.Table(
+    "trigger_instances",
+    metadata,
+    sa.Column("id", sa.String(24), primary_key=True),
+    sa.Column("trigger", sa.String(512), nullable=False),
+    sa.Column("trigger_type", sa.String(512), nullable=False),
+    #: The trigger's identity key (``trigger_key``) when known, to match rules by parameters.
+    sa.Column("trigger_key", sa.String(1024), nullable=True),
+    sa.Column("payload", JSONDoc, nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("trace_tag", sa.String(512), nullable=True),
+    _ts("occurrence_time", nullable=False),
+    _ts("processed_at", nullable=True),
+    sa.Column("claimed_by", sa.String(64), nullable=True),
+    _ts("claim_expires_at", nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    _team(),
+    sa.Index("ix_trigger_instances_type_time", "trigger_type", "occurrence_time"),
+    sa.Index("ix_trigger_instances_time", "occurrence_time"),
+    sa.Index(
+        "ix_trigger_instances_pending",
+        "status",
+        "occurrence_time",
+        sqlite_where=sa.text("status IN ('pending','processing')"),
+        postgresql_where=sa.text("status IN ('pending','processing')"),
+    ),
+)
+
+rule_enforcements = sa.Table(
+    "rule_enforcements",
+    metadata,
+    sa.Column("id", sa.String(24), primary_key=True),
+    sa.Column("rule_id", sa.String(24), nullable=False),
+    sa.Column("rule_ref", sa.String(512), nullable=False),
+    sa.Column("rule", JSONDoc, nullable=False),
+    sa.Column("trigger_instance_id", sa.String(24), nullable=False),
+    sa.Column("execution_id", sa.String(24), nullable=True),
+    #: ``succeeded`` (execution requested), ``failed`` (with reason) or ``suppressed``.
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("failure_reason", sa.Text, nullable=True),
+    _ts("enforced_at", nullable=False),
+    _team(),
+    # Exactly once: a trigger instance is enforced at most once per rule, whatever happens.
+    sa.UniqueConstraint("trigger_instance_id", "rule_id"),
+    sa.Index("ix_rule_enforcements_rule_time", "rule_ref", "enforced_at"),
+    sa.Index("ix_rule_enforcements_execution", "execution_id"),
+    sa.Index("ix_rule_enforcements_time", "enforced_at"),
+)
+
+storm_counters = sa.Table(
+    "storm_counters",
+    metadata,
+    sa.Column("key", sa.String(256), primary_key=True),
+    _ts("window_start", primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+    _ts("expires_at", nullable=False, index=True),
+)
+
+timer_ticks = sa.Table(
+    "timer_ticks",
+    metadata,
+    sa.Column("trigger_key", sa.String(1024), primary_key=True),
+    #: The scheduled time of the tick: inserting it twice fails, so a tick fires once.
+    _ts("tick_at", primary_key=True),
+    sa.Column("trigger_instance_id", sa.String(24), nullable=True),
+    _ts("fired_at", nullable=False),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    #: Delivery id from the sender (Standard Webhooks ``webhook-id``): replays are refused.
+    sa.Column("id", sa.String(256), primary_key=True),
+    sa.Column("hook", sa.String(512), nullable=False),
+    _ts("received_at", nullable=False, index=True),
+)
+
+#: Counters that let every process notice content changes cheaply (rules_version …).
+system_state = sa.Table(
+    "system_state",
+    metadata,
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
 )

@@ -1,0 +1,99 @@
+"""``/api/v1/webhooks``: events in. The 202 is sent only after the trigger instance is
+committed, so an accepted webhook is never lost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from squall.api.deps import Auth, get_runtime, require_principal
+from squall.api.serialize import json_response
+from squall.auth.service import Principal
+from squall.engine.runtime import Runtime
+from squall.engine.webhooks import parse_body
+from squall.errors import AuthError, ValidationError
+from squall.store import events
+
+router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
+
+
+async def _principal_or_none(request: Request) -> Principal | None:
+    try:
+        return await require_principal(request)
+    except AuthError:
+        return None
+
+
+@router.get("")
+async def list_webhooks(request: Request, principal: Auth) -> Response:
+    hooks = await get_runtime(request).webhooks.hooks()
+    return json_response(
+        [
+            {
+                "url": url,
+                "type": "core.st2.webhook",
+                "parameters": {"url": url},
+                "signature_schemes": [scheme for scheme, _ in cfg.signatures],
+            }
+            for url, cfg in sorted(hooks.items())
+        ]
+    )
+
+
+async def _resolve_trigger(rt: Runtime, ref: str) -> tuple[str, dict[str, Any] | None]:
+    """A trigger type ref, or the ref of a parameterized trigger, to (type, parameters)."""
+    if await rt.triggers.trigger_type(ref) is not None:
+        return ref, None
+    doc = await rt.db.read(lambda conn: events.get_trigger(conn, ref))
+    if doc is not None:
+        return str(doc["type"]), doc.get("parameters") or None
+    return ref, None  # dispatch reports the unknown trigger type
+
+
+@router.post("/st2", status_code=202)
+async def generic_webhook(request: Request, principal: Auth) -> Response:
+    """StackStorm's generic webhook: ``{"trigger": "<trigger ref>", "payload": {...}}``."""
+    rt = get_runtime(request)
+    raw = await request.body()
+    try:
+        body = orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict) or not isinstance(body.get("trigger"), str):
+        raise ValidationError(
+            "body.trigger: required (a trigger type ref)",
+            hint='send {"trigger": "pack.trigger_type", "payload": {...}}',
+        )
+    trace_tag = request.headers.get("st2-trace-tag") or body.get("trace_tag")
+    trigger_type, params = await _resolve_trigger(rt, body["trigger"])
+    await rt.triggers.dispatch(
+        trigger_type, body.get("payload", {}), parameters=params, trace_tag=trace_tag
+    )
+    return json_response(body, 202)
+
+
+@router.post("/{hook:path}", status_code=202)
+async def webhook(hook: str, request: Request) -> Response:
+    """A named webhook: ``core.st2.webhook`` with ``{headers, body}`` for rules on its URL.
+
+    Authenticated by a token or API key, or by the signature configured on the webhook's
+    rule (``trigger.parameters.signature``). A bad signature stores nothing.
+    """
+    rt = get_runtime(request)
+    cfg = await rt.webhooks.config(hook)
+    raw = await request.body()
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    verified = None
+    if await _principal_or_none(request) is None:
+        if not cfg.signatures:
+            raise AuthError(
+                "authentication required",
+                hint="send X-Auth-Token or St2-Api-Key, or configure a signature on the webhook",
+            )
+        verified = await rt.webhooks.verify(cfg, headers, raw)
+    body = parse_body(raw, headers.get("content-type", ""))
+    await rt.webhooks.receive(hook, headers=headers, body=body, verified=verified)
+    return json_response(body, 202)

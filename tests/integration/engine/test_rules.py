@@ -1,0 +1,180 @@
+"""Events and rules end to end in one process: webhook → trigger instance → rule → execution."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+import httpx
+import orjson
+
+from squall.engine.runtime import Runtime
+from squall.testing import eventually
+
+
+async def enforcements(api: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:
+    resp = await api.get("/api/v1/ruleenforcements", params=params)
+    assert resp.status_code == 200, resp.text
+    return list(resp.json())
+
+
+async def execution(api: httpx.AsyncClient, execution_id: str) -> dict[str, Any]:
+    async def done() -> dict[str, Any] | None:
+        doc = (await api.get(f"/api/v1/executions/{execution_id}")).json()
+        return doc if doc["status"] in ("succeeded", "failed") else None
+
+    return await eventually(done, message="the execution to finish")
+
+
+async def test_webhook_rule_runs_action_once(api: httpx.AsyncClient) -> None:
+    resp = await api.post("/api/v1/webhooks/alerts", json={"severity": "critical", "host": "web1"})
+    assert resp.status_code == 202 and resp.json() == {"severity": "critical", "host": "web1"}
+    found = await eventually(
+        lambda: enforcements(api, rule_ref="testpack.on_alert"), message="an enforcement"
+    )
+    assert len(found) == 1 and found[0]["status"] == "succeeded"
+    doc = await execution(api, found[0]["execution_id"])
+    assert doc["result"]["stdout"] == "restarting web1"
+    assert doc["context"]["user"] == "stanley"
+    assert doc["context"]["rule"]["ref"] == "testpack.on_alert"
+    instance_id = found[0]["trigger_instance_id"]
+    ti = (await api.get(f"/api/v1/triggerinstances/{instance_id}")).json()
+    assert ti["status"] == "processed" and ti["trigger_type"] == "core.st2.webhook"
+    # The auth header never reaches the stored payload.
+    assert "x-auth-token" not in ti["payload"]["headers"]
+    # Backstop rules do not fire when a standard rule matched.
+    assert await enforcements(api, rule_ref="testpack.on_alert_backstop") == []
+
+
+async def test_backstop_fires_when_nothing_else_matches(api: httpx.AsyncClient) -> None:
+    await api.post("/api/v1/webhooks/alerts", json={"severity": "info"})
+    found = await eventually(
+        lambda: enforcements(api, rule_ref="testpack.on_alert_backstop"), message="backstop"
+    )
+    assert found[0]["status"] == "succeeded"
+    assert await enforcements(api, rule_ref="testpack.on_alert") == []
+
+
+async def test_render_error_is_a_failed_enforcement(api: httpx.AsyncClient) -> None:
+    await api.post("/api/v1/webhooks/badrender", json={"x": 1})
+    found = await eventually(
+        lambda: enforcements(api, rule_ref="testpack.bad_render"), message="an enforcement"
+    )
+    assert found[0]["status"] == "failed" and "missing" in found[0]["failure_reason"]
+    assert "execution_id" not in found[0]
+
+
+async def test_throttle_and_dedup_suppress_visibly(api: httpx.AsyncClient) -> None:
+    for alert in ("a1", "a2", "a2", "a3", "a4"):
+        await api.post("/api/v1/webhooks/storm", json={"host": "db1", "alert_id": alert})
+    await api.post("/api/v1/webhooks/storm", json={"host": "db2", "alert_id": "b1"})
+
+    async def all_six() -> list[dict[str, Any]] | None:
+        rows = await enforcements(api, rule_ref="testpack.storm")
+        return rows if len(rows) == 6 else None
+
+    rows = await eventually(all_six, message="six enforcements")
+    statuses = sorted(r["status"] for r in rows)
+    assert statuses == ["succeeded"] * 3 + ["suppressed"] * 3
+    reasons = " ".join(r.get("failure_reason", "") for r in rows)
+    assert "duplicate" in reasons and "throttled" in reasons
+
+
+async def test_unknown_webhook_and_missing_auth(api: httpx.AsyncClient) -> None:
+    resp = await api.post("/api/v1/webhooks/nope", json={})
+    assert resp.status_code == 404
+    anon = await api.post("/api/v1/webhooks/alerts", json={}, headers={"X-Auth-Token": ""})
+    assert anon.status_code == 401
+    bad = await api.post(
+        "/api/v1/webhooks/alerts",
+        content=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
+    assert bad.status_code == 400 and "JSON" in bad.json()["faultstring"]
+
+
+async def test_github_signature(api: httpx.AsyncClient, runtime: Runtime) -> None:
+    await api.put("/api/v1/keys/github_secret", json={"value": "s3cr3t", "secret": True})
+    body = orjson.dumps({"action": "opened"})
+    sig = "sha256=" + hmac.new(b"s3cr3t", body, hashlib.sha256).hexdigest()
+    anon = {"X-Auth-Token": "", "Content-Type": "application/json"}
+    ok = await api.post(
+        "/api/v1/webhooks/github", content=body, headers={**anon, "X-Hub-Signature-256": sig}
+    )
+    assert ok.status_code == 202, ok.text
+    wrong = await api.post(
+        "/api/v1/webhooks/github",
+        content=body,
+        headers={**anon, "X-Hub-Signature-256": "sha256=" + "0" * 64},
+    )
+    assert wrong.status_code == 401
+    count = (
+        await api.get("/api/v1/triggerinstances", params={"trigger_type": "core.st2.webhook"})
+    ).headers["x-total-count"]
+
+    async def one_instance() -> bool:
+        rows = await enforcements(api, rule_ref="testpack.signed")
+        return len(rows) == 1
+
+    await eventually(one_instance, message="one enforcement")
+    # The bad signature stored nothing: only the good delivery has an instance.
+    instances = (await api.get("/api/v1/triggerinstances", params={"limit": 100})).json()
+    assert sum(1 for i in instances if i["payload"].get("body") == {"action": "opened"}) == 1
+    assert int(count) >= 1
+
+
+async def test_rule_crud_and_generic_webhook(api: httpx.AsyncClient) -> None:
+    rule = {
+        "name": "on_kv",
+        "pack": "ops",
+        "enabled": True,
+        "trigger": {"type": "core.st2.key_value_pair.create"},
+        "criteria": {"trigger.object.name": {"type": "startswith", "pattern": "deploy."}},
+        "action": {"ref": "core.local", "parameters": {"cmd": "echo {{ trigger.object.value }}"}},
+    }
+    created = await api.post("/api/v1/rules", json=rule)
+    assert created.status_code == 201, created.text
+    assert created.json()["ref"] == "ops.on_kv"
+    dup = await api.post("/api/v1/rules", json=rule)
+    assert dup.status_code == 409
+    await api.put("/api/v1/keys/deploy.version", json={"value": "1.2.3"})
+    found = await eventually(lambda: enforcements(api, rule_ref="ops.on_kv"), message="kv rule")
+    assert (await execution(api, found[0]["execution_id"]))["result"]["stdout"] == "1.2.3"
+
+    disabled = await api.put("/api/v1/rules/ops.on_kv", json={"enabled": False})
+    assert disabled.status_code == 200 and disabled.json()["enabled"] is False
+    bad = await api.post(
+        "/api/v1/rules",
+        json={**rule, "name": "bad", "criteria": {"trigger.x": {"type": "frobnicate"}}},
+    )
+    assert bad.status_code == 400 and "frobnicate" in bad.json()["faultstring"]
+    unknown_action = await api.post(
+        "/api/v1/rules", json={**rule, "name": "bad2", "action": {"ref": "nope.nothing"}}
+    )
+    assert unknown_action.status_code == 400 and "nope.nothing" in unknown_action.text
+    assert (await api.delete("/api/v1/rules/ops.on_kv")).status_code == 204
+    assert (await api.get("/api/v1/rules/ops.on_kv")).status_code == 404
+
+
+async def test_rule_test_and_backtest(api: httpx.AsyncClient) -> None:
+    for sev in ("critical", "info", "critical"):
+        await api.post("/api/v1/webhooks/alerts", json={"severity": sev, "host": "h"})
+    rule = {
+        "name": "probe",
+        "pack": "ops",
+        "trigger": {"type": "core.st2.webhook", "parameters": {"url": "alerts"}},
+        "criteria": {"trigger.body.severity": {"type": "eq", "pattern": "critical"}},
+        "action": {"ref": "core.local", "parameters": {"cmd": "echo {{ trigger.body.host }}"}},
+    }
+    test = await api.post(
+        "/api/v1/rules/test",
+        json={"rule": rule, "payload": {"body": {"severity": "critical", "host": "x"}}},
+    )
+    assert test.json()["matched"] is True
+    assert test.json()["action"]["parameters"] == {"cmd": "echo x"}
+    back = (await api.post("/api/v1/rules/backtest", json={"rule": rule, "since": "1h"})).json()
+    assert back["scanned"] == 3 and back["matched"] == 2
+    assert back["matches"][0]["action"]["parameters"]["cmd"] == "echo h"
+    # No side effects: the probe rule was never stored or enforced.
+    assert await enforcements(api, rule_ref="ops.probe") == []
