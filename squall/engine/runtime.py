@@ -29,6 +29,7 @@ from squall.engine.rules_admin import RuleService
 from squall.engine.rules_engine import RulesEngine
 from squall.engine.runner_host import RunnerHost
 from squall.engine.scheduler import Scheduler
+from squall.engine.timers import TimerService
 from squall.engine.triggers import TriggerService
 from squall.engine.wakeup import LocalWakeups, Wakeups
 from squall.engine.webhooks import WebhookService
@@ -92,6 +93,7 @@ class Runtime:
     roles: tuple[str, ...]
     runner_host: RunnerHost | None = None
     rules_engine: RulesEngine | None = None
+    timers: TimerService | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _lock_file: IO[str] | None = None
 
@@ -125,6 +127,7 @@ class Runtime:
             triggers.invalidate_subscriptions()
             webhooks.invalidate()
             wakeups.signal("rules")
+            wakeups.signal("timers")
 
         def on_packs_change() -> None:
             executions.content.invalidate()
@@ -220,6 +223,15 @@ class Runtime:
             )
             await self.rules_engine.refresh()
             self._tasks.append(loop.create_task(self.rules_engine.run(), name="rules"))
+        if "timers" in self.roles:
+            self.timers = TimerService(
+                db=self.db,
+                wakeups=self.wakeups,
+                triggers=self.triggers,
+                owner=self.process_id,
+                lease_seconds=self.settings.lease_seconds,
+            )
+            self._tasks.append(loop.create_task(self.timers.run(), name="timers"))
         if "scheduler" in self.roles:
             self._tasks.append(
                 loop.create_task(Scheduler(self.db, self.wakeups).run(), name="scheduler")
@@ -258,6 +270,8 @@ class Runtime:
         """Stop services (giving running actions a grace period) and close the database."""
         if self.runner_host is not None:
             await self.runner_host.stop()
+        if self.timers is not None:
+            await self.timers.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -500,9 +500,14 @@ def record_dedup(conn: Connection, *, key: str, now: datetime) -> None:
 
 
 def record_tick(
-    conn: Connection, *, trigger_key: str, tick_at: datetime, instance_id: str, now: datetime
+    conn: Connection,
+    *,
+    trigger_key: str,
+    tick_at: datetime,
+    instance_id: str | None,
+    now: datetime,
 ) -> bool:
-    """Record that a timer tick fired; False when it was already recorded (never fire twice)."""
+    """Record a timer tick (fired, or skipped with no instance); False when already recorded."""
     exists = conn.execute(
         sa.select(timer_ticks.c.tick_at).where(
             timer_ticks.c.trigger_key == trigger_key, timer_ticks.c.tick_at == tick_at

@@ -10,8 +10,13 @@ import pytest
 from squall.workflow.rehearsal import compare, load_spec, rehearse
 
 REPO = Path(__file__).resolve().parents[3]
+_CANDIDATES = [
+    REPO.parent / "shared" / "conformance" / "orquesta",
+    Path("/work/shared/conformance/orquesta"),
+]
 CORPUS = Path(
-    os.environ.get("SQUALL_CONFORMANCE_DIR") or REPO.parent / "shared" / "conformance" / "orquesta"
+    os.environ.get("SQUALL_CONFORMANCE_DIR")
+    or next((c for c in _CANDIDATES if (c / "specs").is_dir()), _CANDIDATES[0])
 )
 SPECS = sorted((CORPUS / "specs").glob("*.yaml")) if (CORPUS / "specs").is_dir() else []
 
