@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from squall import __version__
 from squall.cli.client import ApiError, Client
-from squall.cli.commands import auth, content, executions, keys, server
+from squall.cli.commands import auth, content, executions, keys, rules, server
 
 __all__ = ["build_parser", "main"]
 
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"squall {__version__}")
     parser.add_argument("--url", help="server URL (overrides SQUALL_URL)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (server, executions, content, keys, auth):
+    for module in (server, executions, content, keys, rules, auth):
         module.register(sub)
     return parser
 

@@ -4,7 +4,6 @@ API documents, prepare virtualenvs and replace each pack's content in one transa
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,12 +14,13 @@ from typing import Any
 from sqlalchemy import Connection
 
 from squall.config import Settings
+from squall.engine.policies import check_policy
 from squall.engine.virtualenvs import ensure_virtualenv
-from squall.errors import DomainError, Issue, PackError, RuleError
+from squall.errors import DomainError, Issue, PackError, RuleError, ValidationError
 from squall.model.ids import new_id
 from squall.packs import LoadedPack, YamlFileError, find_packs, load_pack, load_yaml_file
 from squall.params import merge_parameter_specs
-from squall.rules.rule import trigger_key
+from squall.rules.rule import trigger_key, trigger_ref
 from squall.rules.validate import check_rule
 from squall.runners.catalog import RUNNER_TYPES
 from squall.store import content, events
@@ -106,14 +106,6 @@ def _generic_doc(kind: str, pack: LoadedPack, item: Any) -> dict[str, Any]:
 class _Known:
     actions: set[str]
     trigger_types: dict[str, dict[str, Any]]
-
-
-def trigger_ref(trigger_type: str, parameters: Mapping[str, Any] | None) -> str:
-    """The ref of the trigger (type + parameters) a rule listens to."""
-    if not parameters:
-        return trigger_type
-    digest = hashlib.sha1(trigger_key(trigger_type, parameters).encode()).hexdigest()[:12]
-    return f"{trigger_type}.{digest}"
 
 
 def trigger_row(trigger: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
@@ -372,9 +364,21 @@ class PackService:
                 doc["trigger"]["type"], doc["trigger"]["parameters"]
             )
             docs["rules"].append(doc)
+        for policy in pack.policies:
+            doc = _generic_doc("policy", pack, policy)
+            problems = check_policy(doc)
+            if problems:
+                reg.issues.extend(
+                    _locate(
+                        pack,
+                        policy.source,
+                        ValidationError(f"invalid policy {policy.ref}", issues=problems),
+                    )
+                )
+                continue
+            docs["policies"].append(doc)
         for kind, items, uid_kind in (
             ("sensors", pack.sensors, "sensor_type"),
-            ("policies", pack.policies, "policy"),
             ("aliases", pack.aliases, "action_alias"),
             ("triggers", pack.trigger_types, "trigger_type"),
         ):

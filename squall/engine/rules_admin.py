@@ -14,14 +14,14 @@ from sqlalchemy import Connection
 from squall.auth.secrets import Cipher
 from squall.auth.service import SYSTEM_USER
 from squall.engine.datastore import DatastoreService
-from squall.engine.packs import trigger_ref, trigger_row
+from squall.engine.packs import trigger_row
 from squall.errors import ConflictError, DomainError, NotFoundError, RuleError
 from squall.expr.kv import render_with_kv
 from squall.model.ids import new_id
 from squall.rules import CompiledRule
 from squall.rules.criteria import EvalContext
 from squall.rules.rendering import action_render_context, render_action_parameters
-from squall.rules.rule import trigger_key
+from squall.rules.rule import trigger_key, trigger_ref
 from squall.rules.storm import MemoryStormGate
 from squall.rules.validate import check_rule
 from squall.store import content, events

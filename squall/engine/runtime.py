@@ -25,6 +25,7 @@ from squall.engine.datastore import DatastoreService
 from squall.engine.executions import ExecutionService
 from squall.engine.gc import GarbageCollector, abandon_orphans
 from squall.engine.packs import PackService
+from squall.engine.policies import PolicyService
 from squall.engine.rules_admin import RuleService
 from squall.engine.rules_engine import RulesEngine
 from squall.engine.runner_host import RunnerHost
@@ -86,6 +87,7 @@ class Runtime:
     executions: ExecutionService
     packs: PackService
     triggers: TriggerService
+    policies: PolicyService
     rules: RuleService
     webhooks: WebhookService
     runners: RunnerRegistry
@@ -121,6 +123,8 @@ class Runtime:
         triggers = TriggerService(db, wakeups, executions)
         executions.add_terminal_hook(triggers.on_execution_terminal)
         datastore.change_hooks.append(triggers.on_kv_change)
+        policies = PolicyService(db, wakeups)
+        executions.add_terminal_hook(policies.on_terminal)
         webhooks = WebhookService(db, triggers, cipher)
 
         def on_rules_change() -> None:
@@ -131,6 +135,7 @@ class Runtime:
 
         def on_packs_change() -> None:
             executions.content.invalidate()
+            policies.invalidate()
             on_rules_change()
 
         runners = RunnerRegistry(
@@ -151,6 +156,7 @@ class Runtime:
             executions=executions,
             packs=PackService(settings, db, on_change=on_packs_change),
             triggers=triggers,
+            policies=policies,
             rules=RuleService(db, datastore, cipher, on_change=on_rules_change),
             webhooks=webhooks,
             runners=runners,
@@ -233,9 +239,10 @@ class Runtime:
             )
             self._tasks.append(loop.create_task(self.timers.run(), name="timers"))
         if "scheduler" in self.roles:
-            self._tasks.append(
-                loop.create_task(Scheduler(self.db, self.wakeups).run(), name="scheduler")
+            scheduler = Scheduler(
+                self.db, self.wakeups, executions=self.executions, policies=self.policies
             )
+            self._tasks.append(loop.create_task(scheduler.run(), name="scheduler"))
         if "runner" in self.roles:
             self.runner_host = RunnerHost(
                 settings=self.settings,

@@ -1,18 +1,19 @@
 """The scheduler: moves ``requested`` (and due ``delayed``) executions to ``scheduled``.
 
-Claims are batched: one transaction moves up to a few hundred executions. Policies
-(concurrency, throttling) hook in here: they decide, per claimed execution, between
-scheduling it now, delaying it or canceling it.
+Claims are batched: one transaction moves up to a few hundred executions. Concurrency
+policies are applied in that same transaction: each claimed execution is scheduled now,
+delayed (re-checked shortly) or canceled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
 
 from sqlalchemy import Connection
 
+from squall.engine.executions import ExecutionService
+from squall.engine.policies import PolicyService
 from squall.engine.wakeup import Wakeups
 from squall.store import executions as exrepo
 from squall.store.db import Database
@@ -22,9 +23,6 @@ __all__ = ["Scheduler"]
 
 log = logging.getLogger(__name__)
 
-#: Hook applied inside the claiming transaction: may change the status of claimed rows.
-PolicyHook = Callable[[Connection, Sequence[exrepo.Execution]], None]
-
 
 class Scheduler:
     """Service loop of the ``scheduler`` role."""
@@ -33,19 +31,31 @@ class Scheduler:
     #: Safety-net poll: also picks up delayed executions that became due.
     POLL_SECONDS = 0.5
 
-    def __init__(self, db: Database, wakeups: Wakeups, *, policy: PolicyHook | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        wakeups: Wakeups,
+        *,
+        executions: ExecutionService | None = None,
+        policies: PolicyService | None = None,
+    ) -> None:
         self.db = db
         self.wakeups = wakeups
-        self.policy = policy
+        self.executions = executions
+        self.policies = policies
 
     async def tick(self) -> int:
         """Schedule what is due; returns how many executions were claimed."""
+        if self.policies is not None:
+            await self.policies.refresh()
         now = utcnow()
 
         def _claim(conn: Connection) -> int:
             claimed = exrepo.claim_requested(conn, now=now, limit=self.BATCH)
-            if claimed and self.policy is not None:
-                self.policy(conn, claimed)
+            if claimed and self.policies is not None:
+                for done in self.policies.on_scheduled(conn, claimed):
+                    if self.executions is not None:
+                        self.executions.on_terminal(conn, done)
             return len(claimed)
 
         count = await self.db.write(_claim)

@@ -25,7 +25,7 @@ from squall.expr.jinja import render_value
 from squall.model.formatting import iso, mask_parameters
 from squall.model.ids import new_id
 from squall.model.status import ExecutionStatus
-from squall.rules.rule import trigger_key
+from squall.rules.rule import trigger_key, trigger_ref
 from squall.store import content, events
 from squall.store import executions as exrepo
 from squall.store.db import Database
@@ -139,7 +139,7 @@ class TriggerService:
         key = trigger_key(trigger_type, parameters) if parameters else None
         return events.new_instance(
             id=new_id(),
-            trigger=key or trigger_type,
+            trigger=trigger_ref(trigger_type, parameters),
             trigger_type=trigger_type,
             trigger_key=key,
             payload=payload,

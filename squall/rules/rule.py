@@ -8,6 +8,7 @@ field path the pack loader maps to ``file:line``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ __all__ = [
     "compile_rule",
     "parse_trigger_key",
     "trigger_key",
+    "trigger_ref",
 ]
 
 STANDARD = "standard"
@@ -65,6 +67,15 @@ def trigger_key(trigger_type: str, parameters: Mapping[str, Any] | None = None) 
     return (
         f"{trigger_type}:{json.dumps(params, sort_keys=True, separators=(',', ':'), default=str)}"
     )
+
+
+def trigger_ref(trigger_type: str, parameters: Mapping[str, Any] | None) -> str:
+    """The ref of a trigger (type + parameters): the type itself when it has no parameters,
+    else the type with a short hash of the parameters (``core.st2.webhook.3f2a…``)."""
+    if not parameters:
+        return trigger_type
+    digest = hashlib.sha1(trigger_key(trigger_type, parameters).encode()).hexdigest()[:12]
+    return f"{trigger_type}.{digest}"
 
 
 def parse_trigger_key(key: str) -> tuple[str, dict[str, Any]]:

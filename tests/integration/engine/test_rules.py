@@ -178,3 +178,45 @@ async def test_rule_test_and_backtest(api: httpx.AsyncClient) -> None:
     assert back["matches"][0]["action"]["parameters"]["cmd"] == "echo h"
     # No side effects: the probe rule was never stored or enforced.
     assert await enforcements(api, rule_ref="ops.probe") == []
+
+
+async def test_concurrency_policy_delays_per_attribute(api: httpx.AsyncClient) -> None:
+    ids = []
+    for tag in ("a", "a", "b"):
+        resp = await api.post(
+            "/api/v1/executions",
+            json={"action": "testpack.sleeper", "parameters": {"seconds": 1, "tag": tag}},
+        )
+        ids.append(resp.json()["id"])
+    docs = [await execution(api, i) for i in ids]
+    assert all(d["status"] == "succeeded" for d in docs)
+
+    def started(doc: dict[str, Any]) -> str:
+        return next(e["timestamp"] for e in doc["log"] if e["status"] == "running")
+
+    def ended(doc: dict[str, Any]) -> str:
+        return next(e["timestamp"] for e in doc["log"] if e["status"] == "succeeded")
+
+    # The second "a" waited for the first; "b" ran beside the first "a".
+    assert "delayed" in [e["status"] for e in docs[1]["log"]]
+    assert started(docs[1]) >= ended(docs[0])
+    assert started(docs[2]) < ended(docs[0])
+
+
+async def test_retry_policy_runs_failed_execution_again(api: httpx.AsyncClient) -> None:
+    resp = await api.post("/api/v1/executions", json={"action": "testpack.always_fails"})
+    first = await execution(api, resp.json()["id"])
+    assert first["status"] == "failed"
+
+    async def three() -> list[dict[str, Any]] | None:
+        docs = (
+            await api.get("/api/v1/executions", params={"action": "testpack.always_fails"})
+        ).json()
+        done = [d for d in docs if d["status"] == "failed"]
+        return docs if len(done) == 3 and len(docs) == 3 else None
+
+    docs = await eventually(three, message="two retries")
+    counts = sorted(
+        d["context"].get("policies", {}).get("retry", {}).get("retry_count", 0) for d in docs
+    )
+    assert counts == [0, 1, 2]
