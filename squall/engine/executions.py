@@ -7,7 +7,7 @@ Everything that starts an execution — the API, rules, workflows, re-runs — g
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -85,6 +85,9 @@ class ExecutionService:
         self._bundles: OrderedDict[str, ActionBundle] = OrderedDict()
         self.content = ContentCache(db)
         self._terminal_hooks: list[TerminalHook] = []
+        #: Says whether an action may skip the scheduler (no concurrency policy applies):
+        #: such executions are written ``scheduled`` directly, saving one hand-off.
+        self.may_skip_scheduler: Callable[[str], Awaitable[bool]] | None = None
 
     # --- action versions --------------------------------------------------------------------
 
@@ -208,6 +211,13 @@ class ExecutionService:
             raise ValidationError("delay must be a non-negative number of milliseconds")
         now = utcnow()
         not_before = now + timedelta(milliseconds=delay_ms) if delay_ms else None
+        status: str = _S.DELAYED if not_before else _S.REQUESTED
+        if (
+            status == _S.REQUESTED
+            and self.may_skip_scheduler is not None
+            and await self.may_skip_scheduler(record.ref)
+        ):
+            status = _S.SCHEDULED
         return exrepo.new_row(
             id=new_id(),
             action_ref=record.ref,
@@ -222,7 +232,7 @@ class ExecutionService:
             root_id=root_id,
             trace_tag=trace_tag,
             not_before=not_before,
-            status=_S.DELAYED if not_before else _S.REQUESTED,
+            status=status,
             attempt=attempt,
         )
 
@@ -239,8 +249,16 @@ class ExecutionService:
         """
         row = await self.prepare(principal.user, action_ref, parameters, **kwargs)
         await self.db.write(lambda conn: exrepo.insert(conn, [row]))
-        self.wakeups.signal("scheduler")
+        self.signal_new([row])
         return exrepo.Execution.from_row(_RowProxy(row))
+
+    def signal_new(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Wake whoever handles new executions next (the scheduler or the runners)."""
+        statuses = {r["status"] for r in rows}
+        if statuses & {_S.REQUESTED, _S.DELAYED}:
+            self.wakeups.signal("scheduler")
+        if _S.SCHEDULED in statuses:
+            self.wakeups.signal("runner")
 
     # --- terminal transitions ---------------------------------------------------------------
 

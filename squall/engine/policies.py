@@ -14,6 +14,7 @@ the terminal transition), so they survive restarts and never race with themselve
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
@@ -138,25 +139,35 @@ class PolicyService:
         self._by_action: dict[str, list[Policy]] = {}
         self._version = -1
         self._checked = 0.0
+        self._lock = asyncio.Lock()
 
     async def refresh(self) -> None:
-        now = time.monotonic()
-        if now - self._checked < 1.0:
+        if time.monotonic() - self._checked < 1.0:
             return
-        self._checked = now
-        version = await self.db.read(lambda conn: events.read_version(conn, "packs"))
-        if version == self._version:
-            return
-        docs = await self.db.read(lambda conn: content.list_content(conn, "policies"))
-        by_action: dict[str, list[Policy]] = defaultdict(list)
-        for doc in docs:
-            if not doc.get("enabled", True) or check_policy(doc):
-                continue
-            by_action[doc["resource_ref"]].append(
-                Policy(doc["ref"], doc["policy_type"], doc["resource_ref"], _with_defaults(doc))
-            )
-        self._by_action = dict(by_action)
-        self._version = version
+        async with self._lock:
+            if time.monotonic() - self._checked < 1.0:
+                return
+            version = await self.db.read(lambda conn: events.read_version(conn, "packs"))
+            if version != self._version:
+                docs = await self.db.read(lambda conn: content.list_content(conn, "policies"))
+                by_action: dict[str, list[Policy]] = defaultdict(list)
+                for doc in docs:
+                    if not doc.get("enabled", True) or check_policy(doc):
+                        continue
+                    by_action[doc["resource_ref"]].append(
+                        Policy(
+                            doc["ref"], doc["policy_type"], doc["resource_ref"], _with_defaults(doc)
+                        )
+                    )
+                self._by_action = dict(by_action)
+                self._version = version
+            self._checked = time.monotonic()
+
+    def has_concurrency(self, action_ref: str) -> bool:
+        """Whether a concurrency policy applies to ``action_ref`` (as of the last refresh)."""
+        return any(
+            p.type.startswith("action.concurrency") for p in self._by_action.get(action_ref, ())
+        )
 
     def invalidate(self) -> None:
         self._checked = 0.0

@@ -103,9 +103,19 @@ class RulesEngine:
         self.lease = timedelta(seconds=lease_seconds)
         self.ruleset = RuleSet()
         self._version = -1
+        self._checked = -1e9
 
-    async def refresh(self) -> None:
-        """Reload the rule set when rules changed (cheap when they did not)."""
+    def invalidate(self) -> None:
+        """Rules changed in this process: reload before the next batch."""
+        self._checked = -1e9
+
+    async def refresh(self, *, force: bool = False) -> None:
+        """Reload the rule set when rules changed (checked at most every half second, or at
+        once after :meth:`invalidate`)."""
+        loop = asyncio.get_running_loop()
+        if not force and loop.time() - self._checked < 0.5:
+            return
+        self._checked = loop.time()
         version = await self.db.read(lambda conn: events.read_version(conn, "rules"))
         if version == self._version:
             return
@@ -128,8 +138,7 @@ class RulesEngine:
             return 0
         plans = [await self._plan(ti) for ti in claimed]
         created = await self.db.write(lambda conn: self._apply(conn, plans))
-        if created:
-            self.wakeups.signal("scheduler")
+        self.executions.signal_new(created)
         return len(claimed)
 
     async def _match(self, ti: events.TriggerInstance, now: datetime) -> Any:
@@ -204,7 +213,7 @@ class RulesEngine:
 
     # --- the transaction --------------------------------------------------------------------
 
-    def _apply(self, conn: Connection, plans: Sequence[_Plan]) -> int:
+    def _apply(self, conn: Connection, plans: Sequence[_Plan]) -> list[dict[str, Any]]:
         now = utcnow()
         held = set(
             events.finish_instances(
@@ -261,7 +270,7 @@ class RulesEngine:
         }
         fresh = [r for r in execution_rows if r["id"] in wanted]
         exrepo.insert(conn, fresh)
-        return len(fresh)
+        return fresh
 
     @staticmethod
     def _storm(conn: Connection, buckets: Sequence[StormBucket], now: datetime) -> str | None:

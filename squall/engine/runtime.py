@@ -125,10 +125,21 @@ class Runtime:
         datastore.change_hooks.append(triggers.on_kv_change)
         policies = PolicyService(db, wakeups)
         executions.add_terminal_hook(policies.on_terminal)
+
+        async def may_skip_scheduler(action_ref: str) -> bool:
+            await policies.refresh()
+            return not policies.has_concurrency(action_ref)
+
+        executions.may_skip_scheduler = may_skip_scheduler
         webhooks = WebhookService(db, triggers, cipher)
+
+        holder: list[Runtime] = []  # the runtime, once built (its rules engine starts later)
 
         def on_rules_change() -> None:
             triggers.invalidate_subscriptions()
+            for opened in holder:
+                if opened.rules_engine is not None:
+                    opened.rules_engine.invalidate()
             webhooks.invalidate()
             wakeups.signal("rules")
             wakeups.signal("timers")
@@ -164,6 +175,7 @@ class Runtime:
             roles=parse_roles(roles),
         )
         rt._lock_file = lock
+        holder.append(rt)
         return rt
 
     @staticmethod

@@ -8,6 +8,7 @@ nobody uses; notify triggers are recorded whenever an execution or action asks f
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -86,24 +87,28 @@ class TriggerService:
         self._types: dict[str, TriggerTypeInfo] = {}
         self._types_version = -1
         self._types_checked = 0.0
+        self._types_lock = asyncio.Lock()
 
     # --- trigger types ----------------------------------------------------------------------
 
     async def trigger_type(self, ref: str) -> TriggerTypeInfo | None:
-        now = time.monotonic()
-        if now - self._types_checked < 1.0 and ref in self._types:
+        if time.monotonic() - self._types_checked < 1.0 and ref in self._types:
             return self._types[ref]
-        version = await self.db.read(lambda conn: events.read_version(conn, "packs"))
-        self._types_checked = now
-        if version != self._types_version or ref not in self._types:
-            docs = await self.db.read(lambda conn: content.list_content(conn, "triggers"))
-            self._types = {
-                d["ref"]: TriggerTypeInfo(
-                    d["ref"], d.get("payload_schema") or None, d.get("parameters_schema") or None
-                )
-                for d in docs
-            }
-            self._types_version = version
+        async with self._types_lock:
+            if time.monotonic() - self._types_checked >= 1.0 or ref not in self._types:
+                version = await self.db.read(lambda conn: events.read_version(conn, "packs"))
+                if version != self._types_version or ref not in self._types:
+                    docs = await self.db.read(lambda conn: content.list_content(conn, "triggers"))
+                    self._types = {
+                        d["ref"]: TriggerTypeInfo(
+                            d["ref"],
+                            d.get("payload_schema") or None,
+                            d.get("parameters_schema") or None,
+                        )
+                        for d in docs
+                    }
+                    self._types_version = version
+                self._types_checked = time.monotonic()
         return self._types.get(ref)
 
     async def validate_payload(self, trigger_type: str, payload: Any) -> TriggerTypeInfo:

@@ -4,6 +4,7 @@ the trigger instance — committed before the caller answers 202.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import urllib.parse
 from collections.abc import Mapping
@@ -79,6 +80,23 @@ def parse_body(raw: bytes, content_type: str) -> Any:
     )
 
 
+def _hook_configs(docs: list[dict[str, Any]]) -> dict[str, HookConfig]:
+    hooks: dict[str, HookConfig] = {}
+    for doc in docs:
+        trigger = doc.get("trigger") or {}
+        if trigger.get("type") != WEBHOOK_TRIGGER:
+            continue
+        params = trigger.get("parameters") or {}
+        url = str(params.get("url", "")).strip("/")
+        cfg = hooks.setdefault(url, HookConfig(url))
+        sig = params.get("signature")
+        if isinstance(sig, Mapping) and sig.get("scheme") and sig.get("secret_key"):
+            pair = (str(sig["scheme"]), str(sig["secret_key"]))
+            if pair not in cfg.signatures:
+                cfg.signatures.append(pair)
+    return hooks
+
+
 class WebhookService:
     """Receives webhooks for the ``api`` role."""
 
@@ -89,35 +107,21 @@ class WebhookService:
         self._hooks: dict[str, HookConfig] = {}
         self._version = -1
         self._checked = 0.0
+        self._lock = asyncio.Lock()
 
     async def hooks(self) -> dict[str, HookConfig]:
         """Webhook URLs that rules listen on (re-read when rules change)."""
-        now = time.monotonic()
-        if now - self._checked < 1.0:
+        if time.monotonic() - self._checked < 1.0:
             return self._hooks
-        version = await self.db.read(lambda conn: events.read_version(conn, "rules"))
-        self._checked = now
-        if version == self._version:
-            return self._hooks
-
-        def _read(conn: Connection) -> list[dict[str, Any]]:
-            return content.list_content(conn, "rules")
-
-        hooks: dict[str, HookConfig] = {}
-        for doc in await self.db.read(_read):
-            trigger = doc.get("trigger") or {}
-            if trigger.get("type") != WEBHOOK_TRIGGER:
-                continue
-            params = trigger.get("parameters") or {}
-            url = str(params.get("url", "")).strip("/")
-            cfg = hooks.setdefault(url, HookConfig(url))
-            sig = params.get("signature")
-            if isinstance(sig, Mapping) and sig.get("scheme") and sig.get("secret_key"):
-                pair = (str(sig["scheme"]), str(sig["secret_key"]))
-                if pair not in cfg.signatures:
-                    cfg.signatures.append(pair)
-        self._hooks, self._version = hooks, version
-        return hooks
+        async with self._lock:
+            if time.monotonic() - self._checked < 1.0:
+                return self._hooks  # another request refreshed while we waited
+            version = await self.db.read(lambda conn: events.read_version(conn, "rules"))
+            if version != self._version:
+                docs = await self.db.read(lambda conn: content.list_content(conn, "rules"))
+                self._hooks, self._version = _hook_configs(docs), version
+            self._checked = time.monotonic()
+        return self._hooks
 
     def invalidate(self) -> None:
         self._checked = 0.0

@@ -177,7 +177,11 @@ def new_row(
         "notify": dict(notify) if notify else None,
         "result": None,
         "result_size": 0,
-        "log": [_log_entry(status, now)],
+        "log": (
+            [_log_entry(_S.REQUESTED, now), _log_entry(status, now)]
+            if status == _S.SCHEDULED
+            else [_log_entry(status, now)]
+        ),
         "user": user,
         "parent_id": parent_id,
         "root_id": root_id or id,

@@ -62,6 +62,7 @@ async def _serve(settings: Settings, roles: tuple[str, ...], *, banner: bool) ->
                 port=port,
                 log_level="warning",
                 access_log=False,
+                http="httptools",
                 lifespan="off",
                 timeout_graceful_shutdown=5,
             )
