@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import traceback
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +151,10 @@ class RunnerHost:
         self._inflight: dict[str, _InFlight] = {}
         self._stopping = False
         self._heart: asyncio.Task[None] | None = None
+        self._finishing: list[
+            tuple[exrepo.Execution, str, Any, list[Any], asyncio.Future[bool]]
+        ] = []
+        self._finisher: asyncio.Task[None] | None = None
 
     @property
     def in_flight(self) -> int:
@@ -311,27 +316,51 @@ class RunnerHost:
         return ctx, token
 
     async def _finish(self, ex: exrepo.Execution, status: str, result: Any) -> None:
+        """Queue the result for the finisher, which writes many results per transaction."""
         chunks = await self.output.take(ex.id)
-        now = utcnow()
-
-        def _do(conn: Connection) -> exrepo.Execution | None:
-            exrepo.append_output(conn, chunks, now=now)
-            done = exrepo.finish(
-                conn, ex.id, status=status, result=result, now=now, owner=self.owner
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._finishing.append((ex, status, result, chunks, fut))
+        if self._finisher is None or self._finisher.done():
+            self._finisher = asyncio.get_running_loop().create_task(
+                self._finish_loop(), name="runner-finisher"
             )
-            if done is not None:
-                self.executions.on_terminal(conn, done)
-            return done
+        await asyncio.shield(fut)
 
-        try:
-            done = await self.db.write(_do)
-        except Exception:
-            log.exception("could not record the result of execution %s", ex.id)
-            return
-        if done is None:
-            log.warning(
-                "execution %s finished (%s) after its lease was lost; result dropped", ex.id, status
-            )
+    def _write_finished(
+        self,
+        conn: Connection,
+        items: list[tuple[str, str, Any]],
+        chunks: list[tuple[str, str, str]],
+        now: datetime,
+    ) -> set[str]:
+        exrepo.append_output(conn, chunks, now=now)
+        done = exrepo.finish_many(conn, items, now=now, owner=self.owner)
+        for ex in done:
+            self.executions.on_terminal(conn, ex)
+        return {ex.id for ex in done}
+
+    async def _finish_loop(self) -> None:
+        # Results that arrive while a batch is being written form the next batch.
+        while self._finishing:
+            batch, self._finishing = self._finishing, []
+            now = utcnow()
+            items = [(ex.id, status, result) for ex, status, result, _c, _f in batch]
+            chunks = [c for _ex, _s, _r, cs, _f in batch for c in cs]
+            write = functools.partial(self._write_finished, items=items, chunks=chunks, now=now)
+            try:
+                written = await self.db.write(write)
+            except Exception:
+                log.exception("could not record the results of %d executions", len(batch))
+                written = set()
+            for ex, status, _result, _chunks, fut in batch:
+                if ex.id not in written:
+                    log.warning(
+                        "execution %s finished (%s) after its lease was lost; result dropped",
+                        ex.id,
+                        status,
+                    )
+                if not fut.done():
+                    fut.set_result(ex.id in written)
 
     # --- shutdown ---------------------------------------------------------------------------
 

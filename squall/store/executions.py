@@ -34,6 +34,7 @@ __all__ = [
     "encode_result",
     "expired_leases",
     "finish",
+    "finish_many",
     "get",
     "get_many",
     "insert",
@@ -375,42 +376,73 @@ def finish(
     whose lease expired and whose execution was abandoned must not resurrect it). Returns the
     updated execution, or ``None`` when nothing was written.
     """
-    if status not in TERMINAL_STATUSES:
-        raise ValueError(f"{status!r} is not a terminal status")
+    done = finish_many(conn, [(execution_id, status, result)], now=now, owner=owner)
+    return done[0] if done else None
+
+
+def finish_many(
+    conn: Connection,
+    items: Sequence[tuple[str, str, Any]],
+    *,
+    now: datetime,
+    owner: str | None = None,
+) -> list[Execution]:
+    """Record terminal statuses and results for ``(id, status, result)`` items at once.
+
+    Items whose execution is already terminal (or, with ``owner``, no longer held by that
+    runner) are skipped. A ``canceling`` execution that succeeded or failed is reported
+    ``canceled``. Returns the executions written.
+    """
+    if not items:
+        return []
+    for _id, status, _result in items:
+        if status not in TERMINAL_STATUSES:
+            raise ValueError(f"{status!r} is not a terminal status")
     c = executions.c
-    where: list[sa.ColumnElement[bool]] = [c.id == execution_id]
+    wanted = {i: (st, res) for i, st, res in items}
+    where: list[sa.ColumnElement[bool]] = [
+        c.id.in_(list(wanted)),
+        c.status.in_(list(ACTIVE_STATUSES)),
+    ]
     if owner is not None:
         where.append(c.lease_owner == owner)
-    where.append(c.status.in_(list(ACTIVE_STATUSES)))
-    rows = _lock_select(conn, where, 1, skip_locked=False)
-    if not rows:
-        return None
-    ex = Execution.from_row(rows[0])
-    if ex.status == _S.CANCELING and status in (_S.SUCCEEDED, _S.FAILED):
-        # Cancellation was requested: the outcome is reported as canceled.
-        status = _S.CANCELED
-    blob, size = encode_result(result)
-    ex.status = status
-    ex.log = [*ex.log, _log_entry(status, now)]
-    ex.ended_at = now
-    ex.result_blob = blob
-    ex.result_size = size
-    ex.lease_owner = None
-    ex.lease_expires_at = None
-    conn.execute(
-        executions.update()
-        .where(c.id == execution_id)
-        .values(
-            status=status,
-            log=ex.log,
-            ended_at=now,
-            result=blob,
-            result_size=size,
-            lease_owner=None,
-            lease_expires_at=None,
+    rows = _lock_select(conn, where, len(wanted), skip_locked=False)
+    done: list[Execution] = []
+    params: list[dict[str, Any]] = []
+    for row in rows:
+        ex = Execution.from_row(row)
+        status, result = wanted[ex.id]
+        if ex.status == _S.CANCELING and status in (_S.SUCCEEDED, _S.FAILED):
+            # Cancellation was requested: the outcome is reported as canceled.
+            status = _S.CANCELED
+        blob, size = encode_result(result)
+        ex.status = status
+        ex.log = [*ex.log, _log_entry(status, now)]
+        ex.ended_at = now
+        ex.result_blob = blob
+        ex.result_size = size
+        ex.lease_owner = None
+        ex.lease_expires_at = None
+        done.append(ex)
+        params.append(
+            {"b_id": ex.id, "b_status": status, "b_log": ex.log, "b_result": blob, "b_size": size}
         )
-    )
-    return ex
+    if params:
+        conn.execute(
+            executions.update()
+            .where(c.id == sa.bindparam("b_id"))
+            .values(
+                status=sa.bindparam("b_status"),
+                log=sa.bindparam("b_log"),
+                ended_at=now,
+                result=sa.bindparam("b_result"),
+                result_size=sa.bindparam("b_size"),
+                lease_owner=None,
+                lease_expires_at=None,
+            ),
+            params,
+        )
+    return done
 
 
 def set_status(
