@@ -398,3 +398,50 @@ async def test_replace_pack_keeps_ids_and_removes_vanished_content(db: Database)
     assert pack is not None and pack.version == "1.1.0"
     assert await db.write(lambda c: content.remove_pack(c, "p"))
     assert await db.read(lambda c: content.list_actions(c, pack="p")) == ([], 0)
+
+
+async def test_timer_tick_recorded_once(db: Database) -> None:
+    from squall.store import events
+
+    first = await db.write(
+        lambda c: events.record_tick(c, trigger_key="t", tick_at=NOW, instance_id="i1", now=NOW)
+    )
+    again = await db.write(
+        lambda c: events.record_tick(c, trigger_key="t", tick_at=NOW, instance_id="i2", now=NOW)
+    )
+    assert first is True and again is False
+
+
+async def test_leases_are_exclusive_until_expiry(db: Database) -> None:
+    from squall.store import leases
+
+    later = NOW + timedelta(seconds=30)
+    assert await db.write(lambda c: leases.acquire(c, "x", owner="a", now=NOW, until=later))
+    assert not await db.write(lambda c: leases.acquire(c, "x", owner="b", now=NOW, until=later))
+    assert await db.write(lambda c: leases.acquire(c, "x", owner="a", now=NOW, until=later))
+    expired = later + timedelta(seconds=1)
+    until = expired + timedelta(seconds=30)
+    assert await db.write(lambda c: leases.acquire(c, "x", owner="b", now=expired, until=until))
+    assert await db.read(lambda c: leases.holder(c, "x", now=expired)) == "b"
+
+
+async def test_enforcement_unique_per_instance_and_rule(db: Database) -> None:
+    from squall.store import events
+
+    row = {
+        "id": new_id(),
+        "rule_id": "r1",
+        "rule_ref": "p.r",
+        "rule": {},
+        "trigger_instance_id": "ti1",
+        "execution_id": None,
+        "status": "succeeded",
+        "failure_reason": None,
+        "enforced_at": NOW,
+        "team": None,
+    }
+    assert await db.write(lambda c: events.insert_enforcements(c, [row])) == {row["id"]}
+    dup = {**row, "id": new_id()}
+    assert await db.write(lambda c: events.insert_enforcements(c, [dup])) == set()
+    with pytest.raises(IntegrityError):
+        await db.write(lambda c: c.execute(sa.insert(events.rule_enforcements), [dup]))
