@@ -65,6 +65,7 @@ class AuthService:
         self.token_ttl = token_ttl
         self.token_max_ttl = token_max_ttl
         self._cache: dict[str, tuple[float, Principal]] = {}
+        self._roles_cache: dict[str, tuple[float, tuple[str, ...]]] = {}
 
     def _cached(self, digest: str) -> Principal | None:
         hit = self._cache.get(digest)
@@ -166,6 +167,18 @@ class AuthService:
             return identity.revoke_token(conn, hash_secret(token))
 
         return await self.db.write(_revoke)
+
+    async def roles(self, user: str) -> tuple[str, ...]:
+        """The roles of ``user`` (cached briefly, like credentials)."""
+        now = time.monotonic()
+        hit = self._roles_cache.get(user)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        roles = await self.db.read(lambda conn: self._roles(conn, user))
+        if len(self._roles_cache) > 10_000:
+            self._roles_cache.clear()
+        self._roles_cache[user] = (now + self.CACHE_SECONDS, roles)
+        return roles
 
     @staticmethod
     def _roles(conn: Connection, user: str) -> tuple[str, ...]:

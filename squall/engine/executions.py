@@ -20,6 +20,7 @@ from squall.engine.content_cache import ContentCache
 from squall.engine.datastore import DatastoreService
 from squall.engine.wakeup import Wakeups
 from squall.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
+from squall.expr.jinja import render_value
 from squall.expr.kv import render_with_kv
 from squall.model.ids import new_id
 from squall.model.status import ExecutionStatus
@@ -168,6 +169,20 @@ class ExecutionService:
 
         def _render(kv: Any) -> ResolvedParameters:
             return bundle.compiled.resolve(provided, context=render_context, kv=kv)
+
+        return await render_with_kv(
+            _render, self.datastore.fetch, user=user, decrypt=self.cipher.decrypt
+        )
+
+    async def render_config(self, config: Mapping[str, Any], *, user: str) -> dict[str, Any]:
+        """Render Jinja in pack config values (``{{ st2kv.system.token | decrypt_kv }}``), as
+        StackStorm does when it hands the config to an action."""
+        if not _has_template(config):
+            return dict(config)
+
+        def _render(kv: Any) -> dict[str, Any]:
+            rendered: dict[str, Any] = render_value(dict(config), {"st2kv": kv.root})
+            return rendered
 
         return await render_with_kv(
             _render, self.datastore.fetch, user=user, decrypt=self.cipher.decrypt
@@ -330,6 +345,16 @@ class ExecutionService:
         raise PermissionDenied(
             f"user {principal.user!r} may not {verb} execution {ex.id} of user {ex.user!r}"
         )
+
+
+def _has_template(value: Any) -> bool:
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, Mapping):
+        return any(_has_template(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_template(v) for v in value)
+    return False
 
 
 class _RowProxy:

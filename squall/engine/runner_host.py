@@ -55,10 +55,26 @@ class ActionDatastore:
     actions of different packs do not collide.
     """
 
-    def __init__(self, datastore: DatastoreService, principal: Principal, pack: str) -> None:
+    def __init__(
+        self,
+        datastore: DatastoreService,
+        principal: Principal,
+        pack: str,
+        dispatcher: Any = None,
+    ) -> None:
         self._ds = datastore
         self._principal = principal
         self._pack = pack
+        self._dispatcher = dispatcher
+
+    async def dispatch(
+        self, trigger: str, payload: Any = None, trace_tag: str | None = None
+    ) -> dict[str, Any]:
+        """Record a trigger instance (``core.inject_trigger``); returns its id and trigger."""
+        if self._dispatcher is None:
+            raise RuntimeError("trigger dispatch is not available in this process")
+        instance = await self._dispatcher.dispatch(trigger, payload or {}, trace_tag=trace_tag)
+        return {"id": instance.id, "trigger": instance.trigger}
 
     def _name(self, name: str, local: bool) -> str:
         return f"{self._pack}:{name}" if local else name
@@ -136,8 +152,10 @@ class RunnerHost:
         auth: AuthService,
         runners: RunnerRegistry,
         owner: str,
+        triggers: Any = None,
     ) -> None:
         self.settings = settings
+        self.triggers = triggers
         self.db = db
         self.wakeups = wakeups
         self.executions = executions
@@ -267,6 +285,7 @@ class RunnerHost:
         pack_config: dict[str, Any] = {}
         if bundle.runner.name != "noop":
             pack_config, _secret_paths = await cache.pack_config(bundle.pack)
+            pack_config = await self.executions.render_config(pack_config, user=ex.user)
         resolved = await self.executions.resolve(
             bundle, ex.parameters, user=ex.user, context=ex.context, pack_config=pack_config
         )
@@ -293,7 +312,7 @@ class RunnerHost:
         if bundle.runner.name == "python-script":
             venv = virtualenv_python(self.settings.home, bundle.pack)
             python = str(venv) if venv else None
-        principal = Principal(ex.user, roles=(), method="internal")
+        principal = Principal(ex.user, roles=await self.auth.roles(ex.user), method="internal")
         ctx = RunContext(
             execution_id=ex.id,
             action_ref=bundle.ref,
@@ -305,7 +324,9 @@ class RunnerHost:
             action_parameters=resolved.action,
             parameter_specs=bundle.specs,
             output=BufferSink(self.output, ex.id),
-            datastore=ActionDatastore(self.datastore, principal, bundle.pack),
+            datastore=ActionDatastore(
+                self.datastore, principal, bundle.pack, dispatcher=self.triggers
+            ),
             user=ex.user,
             pack_config=pack_config,
             env=env,

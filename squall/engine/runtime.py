@@ -265,6 +265,7 @@ class Runtime:
                 auth=self.auth,
                 runners=self.runners,
                 owner=self.process_id,
+                triggers=self.triggers,
             )
             self._tasks.append(loop.create_task(self.runner_host.run(), name="runner-host"))
         if "gc" in self.roles:

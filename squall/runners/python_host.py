@@ -44,7 +44,7 @@ _START_TIMEOUT = 60.0
 #: After ``done``, how long the sentinels may take to come through the pipes.
 _SENTINEL_GRACE = 10.0
 _EXIT_GRACE = 5.0
-_RPC_METHODS = frozenset({"get_value", "set_value", "delete_value", "list_values"})
+_RPC_METHODS = frozenset({"get_value", "set_value", "delete_value", "list_values", "dispatch"})
 
 
 @dataclass(frozen=True)
@@ -302,8 +302,11 @@ async def _answer_rpc(datastore: DatastoreClient, message: dict[str, Any]) -> di
     kwargs = message.get("kwargs") or {}
     if method not in _RPC_METHODS or not isinstance(kwargs, dict):
         return reply | {"ok": False, "error": f"unknown action_service method {method!r}"}
+    handler = getattr(datastore, str(method), None)
+    if handler is None:
+        return reply | {"ok": False, "error": f"action_service.{method} is not available here"}
     try:
-        value = await getattr(datastore, str(method))(**kwargs)
+        value = await handler(**kwargs)
     except Exception as exc:  # the action sees the failure as an exception of its own
         return reply | {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     return reply | {"ok": True, "value": value}

@@ -156,6 +156,11 @@ class ActionService:
         items = self._channel.call("list_values", kwargs) or []
         return [KeyValuePair(item) for item in items]
 
+    def dispatch(self, trigger: str, payload: Any = None, trace_tag: str | None = None) -> Any:
+        """Emit a trigger instance (what ``core.inject_trigger`` uses)."""
+        kwargs = {"trigger": trigger, "payload": payload or {}, "trace_tag": trace_tag}
+        return self._channel.call("dispatch", kwargs)
+
 
 def _dumps(message: Any) -> bytes:
     return json.dumps(message, default=str, allow_nan=False).encode("utf-8")

@@ -220,3 +220,23 @@ async def test_retry_policy_runs_failed_execution_again(api: httpx.AsyncClient) 
         d["context"].get("policies", {}).get("retry", {}).get("retry_count", 0) for d in docs
     )
     assert counts == [0, 1, 2]
+
+
+async def test_inject_trigger_from_an_action(api: httpx.AsyncClient) -> None:
+    resp = await api.post(
+        "/api/v1/executions",
+        json={
+            "action": "core.inject_trigger",
+            "parameters": {"trigger_name": "testpack.deploy", "payload": {"version": "1.2"}},
+        },
+    )
+    injected = await execution(api, resp.json()["id"])
+    assert injected["status"] == "succeeded", injected["result"]
+    found = await eventually(
+        lambda: enforcements(api, rule_ref="testpack.on_deploy"), message="the deploy rule"
+    )
+    assert (await execution(api, found[0]["execution_id"]))["result"]["stdout"] == "deployed 1.2"
+    bad = await api.post(
+        "/api/v1/webhooks/st2", json={"trigger": "testpack.deploy", "payload": {"nope": 1}}
+    )
+    assert bad.status_code == 400 and "version" in bad.json()["faultstring"]

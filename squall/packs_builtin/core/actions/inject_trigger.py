@@ -14,9 +14,8 @@ class InjectTrigger(Action):
         dispatch = getattr(self.action_service, "dispatch", None)
         if not callable(dispatch):
             raise RuntimeError(
-                "core.inject_trigger is not available until triggers land in this Squall "
-                "release: the action service cannot dispatch triggers yet. Send the event "
-                "to POST /api/v1/webhooks/st2 instead."
+                "this action service cannot dispatch triggers; send the event to "
+                "POST /api/v1/webhooks/st2 instead"
             )
         dispatched = dispatch(ref, payload or {}, trace_tag)
         result = {"trigger": ref, "payload": payload or {}}
