@@ -13,7 +13,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from squall import __version__
 from squall.api.deps import Auth, get_runtime
-from squall.api.routes import actions, auth, executions, keys, packs, rules, webhooks
+from squall.api.routes import (
+    actions,
+    auth,
+    executions,
+    inquiries,
+    keys,
+    packs,
+    rules,
+    webhooks,
+    workflows,
+)
 from squall.api.serialize import json_response
 from squall.engine.runtime import Runtime
 from squall.errors import SquallError
@@ -160,7 +170,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def root(_principal: Auth) -> Response:
         return json_response({"version": __version__, "docs_url": "/api/v1/docs"})
 
-    for module in (auth, actions, executions, keys, packs, rules, webhooks):
+    for module in (auth, actions, executions, keys, packs, rules, webhooks, workflows, inquiries):
         app.include_router(module.router)
 
     app.add_middleware(WebhookFastPath)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from squall import __version__
 from squall.cli.client import ApiError, Client
-from squall.cli.commands import auth, content, executions, keys, rules, server
+from squall.cli.commands import auth, content, executions, keys, rules, server, workflows
 
 __all__ = ["build_parser", "main"]
 
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"squall {__version__}")
     parser.add_argument("--url", help="server URL (overrides SQUALL_URL)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (server, executions, content, keys, rules, auth):
+    for module in (server, executions, content, keys, rules, auth, workflows):
         module.register(sub)
     return parser
 

@@ -39,7 +39,11 @@ async def abandon_orphans(
 
     def _do(conn: Connection) -> int:
         rows = conn.execute(
-            sa.select(executions.c.id).where(executions.c.status.in_([_S.RUNNING, _S.CANCELING]))
+            # Only executions a runner leased: a workflow holds no lease while its children run.
+            sa.select(executions.c.id).where(
+                executions.c.status.in_([_S.RUNNING, _S.CANCELING]),
+                executions.c.lease_owner.is_not(None),
+            )
         )
         count = 0
         for (execution_id,) in rows.all():

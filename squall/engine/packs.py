@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 from squall.config import Settings
 from squall.engine.policies import check_policy
 from squall.engine.virtualenvs import ensure_virtualenv
+from squall.engine.workflows_check import action_issues
 from squall.errors import DomainError, Issue, PackError, RuleError, ValidationError
 from squall.model.ids import new_id
 from squall.packs import LoadedPack, YamlFileError, find_packs, load_pack, load_yaml_file
@@ -344,6 +345,10 @@ class PackService:
                 )
             except DomainError as exc:
                 reg.issues.extend(_locate(pack, action.source, exc))
+                continue
+            workflow_issues = action_issues(action, pack.path)
+            if workflow_issues:  # an invalid workflow definition is rejected with its errors
+                reg.issues.extend(workflow_issues)
                 continue
             docs["actions"].append(_action_doc(pack, action))
         for rule in pack.rules:

@@ -210,8 +210,14 @@ class RunnerHost:
         until = now + self.lease
 
         def _do(conn: Connection) -> list[exrepo.Execution]:
+            # Workflow and inquiry executions are the workflow engine's, not a runner's.
             return exrepo.claim_scheduled(
-                conn, owner=self.owner, now=now, lease_until=until, limit=limit
+                conn,
+                owner=self.owner,
+                now=now,
+                lease_until=until,
+                limit=limit,
+                runner_types=self.runners.hosted_types,
             )
 
         return await self.db.write(_do)

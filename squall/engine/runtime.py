@@ -34,6 +34,7 @@ from squall.engine.timers import TimerService
 from squall.engine.triggers import TriggerService
 from squall.engine.wakeup import LocalWakeups, Wakeups
 from squall.engine.webhooks import WebhookService
+from squall.engine.workflows import WorkflowService
 from squall.errors import StoreError, ValidationError
 from squall.model.ids import new_id
 from squall.runners.registry import RunnerRegistry, RunnerSettings
@@ -98,6 +99,8 @@ class Runtime:
     timers: TimerService | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _lock_file: IO[str] | None = None
+    #: The workflow engine (its loop runs under the ``workflow`` role; the API uses it too).
+    workflows: WorkflowService = field(init=False)
 
     # --- opening ----------------------------------------------------------------------------
 
@@ -175,6 +178,17 @@ class Runtime:
             roles=parse_roles(roles),
         )
         rt._lock_file = lock
+        rt.workflows = WorkflowService(
+            settings=settings,
+            db=db,
+            wakeups=wakeups,
+            executions=executions,
+            triggers=triggers,
+            cipher=cipher,
+            owner=rt.process_id,
+            policies=policies,
+        )
+        executions.add_terminal_hook(rt.workflows.on_terminal)
         holder.append(rt)
         return rt
 
@@ -268,7 +282,12 @@ class Runtime:
                 triggers=self.triggers,
             )
             self._tasks.append(loop.create_task(self.runner_host.run(), name="runner-host"))
+        if "workflow" in self.roles:
+            self._tasks.append(loop.create_task(self.workflows.run(), name="workflows"))
         if "gc" in self.roles:
+            self._tasks.append(
+                loop.create_task(self.workflows.inquiries.run_expiry(), name="inquiry-expiry")
+            )
             gc = GarbageCollector(
                 self.db,
                 interval=max(1.0, self.settings.lease_seconds / 3),
@@ -292,6 +311,7 @@ class Runtime:
             await self.runner_host.stop()
         if self.timers is not None:
             await self.timers.stop()
+        await self.workflows.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -131,7 +131,6 @@ _SPECS: list[RunnerTypeSpec] = [
                 "default": [],
             }
         },
-        available=False,
         output_key="output",
         output_schema={
             "type": "object",
@@ -157,7 +156,6 @@ _SPECS: list[RunnerTypeSpec] = [
                 "type": "array",
             },
         },
-        available=False,
         output_key="published",
         output_schema={
             "type": "object",
@@ -165,7 +163,7 @@ _SPECS: list[RunnerTypeSpec] = [
             "additionalProperties": False,
         },
     ),
-    _spec("inquirer", "A runner for Inquiries", INQUIRER_PARAMS, available=False),
+    _spec("inquirer", "A runner for Inquiries", INQUIRER_PARAMS),
     _spec(
         "announcement",
         "A runner for emitting an announcement event on the stream.",

@@ -18,7 +18,10 @@ from squall.runners.base import Runner, RunnerTypeSpec
 from squall.runners.catalog import RUNNER_TYPES
 from squall.runners.process import DEFAULT_OUTPUT_LIMIT
 
-__all__ = ["RunnerRegistry", "RunnerSettings"]
+__all__ = ["ENGINE_RUNNER_TYPES", "RunnerRegistry", "RunnerSettings"]
+
+#: Runner types whose executions the workflow engine runs (runner hosts never claim them).
+ENGINE_RUNNER_TYPES: frozenset[str] = frozenset({"orquesta", "action-chain", "inquirer"})
 
 
 def _default_workers() -> int:
@@ -78,12 +81,33 @@ def _noop(settings: RunnerSettings) -> Runner:
     return NoopRunner()
 
 
+def _orquesta(settings: RunnerSettings) -> Runner:
+    from squall.runners.orquesta import OrquestaRunner
+
+    return OrquestaRunner()
+
+
+def _action_chain(settings: RunnerSettings) -> Runner:
+    from squall.runners.action_chain import ActionChainRunner
+
+    return ActionChainRunner()
+
+
+def _inquirer(settings: RunnerSettings) -> Runner:
+    from squall.runners.inquirer import InquirerRunner
+
+    return InquirerRunner()
+
+
 #: Plugin factories by key, and the runner types each one serves.
 _FACTORIES: dict[str, Callable[[RunnerSettings], Runner]] = {
     "local-shell": _local_shell,
     "python-script": _python,
     "http-request": _http,
     "noop": _noop,
+    "orquesta": _orquesta,
+    "action-chain": _action_chain,
+    "inquirer": _inquirer,
 }
 _PLUGIN_OF: dict[str, str] = {
     "local-shell-cmd": "local-shell",
@@ -91,6 +115,9 @@ _PLUGIN_OF: dict[str, str] = {
     "python-script": "python-script",
     "http-request": "http-request",
     "noop": "noop",
+    "orquesta": "orquesta",
+    "action-chain": "action-chain",
+    "inquirer": "inquirer",
 }
 
 
@@ -109,6 +136,11 @@ class RunnerRegistry:
     def specs(self) -> Mapping[str, RunnerTypeSpec]:
         """Every runner type Squall knows, available or not."""
         return RUNNER_TYPES
+
+    @property
+    def hosted_types(self) -> list[str]:
+        """Runner types a runner host claims: all but those the workflow engine runs."""
+        return sorted(n for n in RUNNER_TYPES if n not in ENGINE_RUNNER_TYPES)
 
     def available(self, name: str) -> bool:
         """True when executions of runner type ``name`` can run in this version."""

@@ -27,6 +27,7 @@ __all__ = [
     "api_keys",
     "execution_output",
     "executions",
+    "inquiries",
     "kv",
     "leases",
     "metadata",
@@ -46,6 +47,10 @@ __all__ = [
     "triggers",
     "users",
     "webhook_deliveries",
+    "workflow_definitions",
+    "workflow_events",
+    "workflow_executions",
+    "workflow_parts",
 ]
 
 
@@ -481,4 +486,97 @@ system_state = sa.Table(
     metadata,
     sa.Column("key", sa.String(128), primary_key=True),
     sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+# --- workflows (issue 4) ----------------------------------------------------------------------
+# Plain JSON (not JSONB) for the conductor's state: PostgreSQL's ``json`` keeps key order, as the
+# conductor's dictionaries (contexts, transitions) expect when they are read back.
+
+#: Workflow definitions by content hash: 10,000 runs of one workflow store its text once.
+workflow_definitions = sa.Table(
+    "workflow_definitions",
+    metadata,
+    sa.Column("hash", sa.String(64), primary_key=True),
+    #: ``orquesta`` or ``action-chain``.
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    _ts("created_at", nullable=False),
+)
+
+#: One row per workflow run (the id is the workflow's execution id): the small header that is
+#: rewritten when it changes, and the version counter that serializes processing.
+workflow_executions = sa.Table(
+    "workflow_executions",
+    metadata,
+    sa.Column("id", sa.String(24), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    #: The conductor's workflow status (``running``, ``paused``, ``succeeded`` …).
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("definition_hash", sa.String(64), nullable=False),
+    sa.Column("header", sa.JSON, nullable=False),
+    #: Written once: inputs and parent context (orquesta), parameters (action-chain).
+    sa.Column("static", sa.JSON, nullable=False),
+    #: What children inherit from the workflow execution (user, root, trace, notify …).
+    sa.Column("meta", sa.JSON, nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+    _team(),
+    sa.Index("ix_workflow_executions_status", "status"),
+)
+
+#: The growing parts of a conductor's state, one row each (route, context snapshot, task
+#: entry, staged task, with-items item): a state change upserts a few rows, whatever the size
+#: of the history.
+workflow_parts = sa.Table(
+    "workflow_parts",
+    metadata,
+    sa.Column("workflow_id", sa.String(24), primary_key=True),
+    sa.Column("kind", sa.String(1), primary_key=True),
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("doc", sa.JSON, nullable=True),
+)
+
+#: The workflow engine's inbox (transactional outbox of child completions, pause/resume/cancel
+#: requests). Rows are deleted in the transaction that applies them.
+workflow_events = sa.Table(
+    "workflow_events",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("workflow_id", sa.String(24), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    #: A child's result, as stored on its execution (``encode_result``).
+    sa.Column("result", sa.LargeBinary, nullable=True),
+    _ts("created_at", nullable=False),
+    sa.Index("ix_workflow_events_workflow", "workflow_id", "id"),
+)
+
+#: Inquiries (``core.ask``): the question of an inquirer execution, and its answer.
+inquiries = sa.Table(
+    "inquiries",
+    metadata,
+    sa.Column("id", sa.String(24), primary_key=True),
+    #: ``pending``, ``succeeded``, ``timeout`` or ``canceled``.
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("schema", JSONDoc, nullable=False),
+    sa.Column("route", sa.String(512), nullable=False),
+    sa.Column("roles", JSONDoc, nullable=False),
+    sa.Column("users", JSONDoc, nullable=False),
+    #: Minutes before an unanswered inquiry times out (0: never).
+    sa.Column("ttl", sa.Integer, nullable=False),
+    sa.Column("user", sa.String(256), nullable=False),
+    sa.Column("parent_id", sa.String(24), nullable=True),
+    sa.Column("response", JSONDoc, nullable=True),
+    sa.Column("responder", sa.String(256), nullable=True),
+    _ts("created_at", nullable=False),
+    _ts("expires_at", nullable=True),
+    _ts("responded_at", nullable=True),
+    _team(),
+    sa.Index("ix_inquiries_status_expires", "status", "expires_at"),
 )

@@ -300,11 +300,9 @@ async def update_execution(
     rt = get_runtime(request)
     if body.status in ("canceling", "canceled"):
         await rt.executions.cancel(principal, execution_id)
-    elif body.status in ("pausing", "resuming"):
-        raise ValidationError(
-            f"{body.status}: only workflows can be paused or resumed",
-            hint="workflows arrive in a later Squall release",
-        )
+    elif body.status in ("pausing", "paused", "resuming", "running"):
+        kind = "pause" if body.status in ("pausing", "paused") else "resume"
+        await rt.workflows.request(principal, execution_id, kind)
     else:
         raise ValidationError(
             f"cannot set status {body.status!r}", hint="use canceling, pausing or resuming"
@@ -327,7 +325,16 @@ async def re_run(
 ) -> Response:
     rt = get_runtime(request)
     if body.tasks or body.reset:
-        raise ValidationError("tasks/reset apply to workflows, which arrive in a later release")
+        ex = await rt.workflows.rerun(
+            principal,
+            execution_id,
+            body.parameters,
+            tasks=body.tasks,
+            reset=body.reset,
+            delay_ms=body.delay,
+        )
+        bundle = await rt.executions.bundle(ex.action_snapshot)
+        return json_response(execution_doc(ex, bundle, api_url=rt.settings.api_url), 201)
     try:
         ex = await rt.executions.re_run(
             principal, execution_id, body.parameters, delay_ms=body.delay

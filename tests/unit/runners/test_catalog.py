@@ -33,6 +33,9 @@ def test_availability():
         "python-script",
         "http-request",
         "noop",
+        "orquesta",
+        "action-chain",
+        "inquirer",
     }
 
 

@@ -10,9 +10,7 @@ from squall.runners.noop import NoopRunner
 from squall.runners.registry import RunnerRegistry, RunnerSettings
 
 
-@pytest.mark.parametrize(
-    "name", ["orquesta", "action-chain", "inquirer", "announcement", "remote-shell-cmd"]
-)
+@pytest.mark.parametrize("name", ["announcement", "remote-shell-cmd"])
 def test_unavailable_runner_has_clear_error(name):
     with pytest.raises(RunnerError) as info:
         RunnerRegistry().get(name)
@@ -35,7 +33,17 @@ async def test_plugins_are_shared_and_closed():
     registry.get("http-request")
     await registry.close()
     await registry.close()
-    assert registry.available("noop") and not registry.available("orquesta")
+    assert registry.available("noop") and not registry.available("announcement")
+
+
+@pytest.mark.parametrize("name", ["orquesta", "action-chain", "inquirer"])
+async def test_workflow_engine_runner_types_are_not_hosted(name):
+    registry = RunnerRegistry()
+    assert registry.available(name)
+    assert name not in registry.hosted_types and "noop" in registry.hosted_types
+    plugin = registry.get(name)
+    with pytest.raises(RunnerError, match="must be run by the workflow engine"):
+        await plugin.run(_context(name))
 
 
 def test_settings_defaults():
@@ -43,6 +51,26 @@ def test_settings_defaults():
     assert settings.python_workers >= 2
     assert settings.python_max_runs_per_worker == 500
     assert settings.output_limit == 10 * 1024 * 1024
+
+
+def _context(runner_type: str):  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from squall.runners.base import RunContext
+
+    return RunContext(
+        execution_id="e",
+        action_ref="x.y",
+        pack="x",
+        runner_type=runner_type,
+        entry_point=None,
+        pack_path=Path("/nonexistent"),
+        runner_parameters={},
+        action_parameters={},
+        parameter_specs={},
+        output=None,  # type: ignore[arg-type]
+        datastore=None,  # type: ignore[arg-type]
+    )
 
 
 async def test_noop_result():

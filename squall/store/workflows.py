@@ -1,0 +1,418 @@
+"""Workflow runs: definitions, the per-run header, incremental conductor state, and the inbox.
+
+A run's conductor state (``WorkflowState.to_dict``) is stored in pieces so that one state
+change writes a few small rows whatever the size of the history:
+
+* ``workflow_executions`` — the header (status, errors, output …), the static part (inputs,
+  parent context) and a version counter bumped by every processing transaction;
+* ``workflow_parts`` — one row per route (``r``), context snapshot (``c``), task entry
+  (``s``), staged task (``g``), with-items values (``v``), items meta (``m``) and item
+  (``i``), keyed by index or ``task__rN`` (items: ``task__rN#idx``).
+
+:func:`save_changes` writes a ``pop_changes()`` change set; :func:`load_state` rebuilds the
+``to_dict`` document for ``WorkflowConductor.from_state``.
+
+The inbox (``workflow_events``) receives child completions in the transaction that ends the
+child, and pause/resume/cancel requests; an event is deleted in the transaction that applies
+it, so it is applied exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from squall.store.schema import (
+    executions,
+    workflow_definitions,
+    workflow_events,
+    workflow_executions,
+    workflow_parts,
+)
+from squall.store.util import upsert
+
+__all__ = [
+    "WorkflowEvent",
+    "WorkflowRow",
+    "add_event",
+    "definition_hash",
+    "delete_events",
+    "events_for",
+    "get_definition",
+    "get_workflow",
+    "has_scheduled",
+    "insert_workflow",
+    "load_state",
+    "lock_workflows",
+    "pending_workflows",
+    "put_definition",
+    "save_changes",
+    "save_document",
+    "save_header",
+    "unattended_canceling",
+]
+
+_W = workflow_executions.c
+_P = workflow_parts.c
+_E = workflow_events.c
+
+
+# --- definitions ------------------------------------------------------------------------------
+
+
+def definition_hash(text: str) -> str:
+    """Content hash of a definition text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def put_definition(conn: Connection, kind: str, text: str, *, now: datetime) -> str:
+    """Store a definition once; returns its hash."""
+    digest = definition_hash(text)
+    upsert(
+        conn,
+        workflow_definitions,
+        [{"hash": digest, "kind": kind, "text": text, "created_at": now}],
+        keys=["hash"],
+        update=[],
+    )
+    return digest
+
+
+def get_definition(conn: Connection, digest: str) -> str | None:
+    """The text of a stored definition."""
+    row = conn.execute(
+        sa.select(workflow_definitions.c.text).where(workflow_definitions.c.hash == digest)
+    ).first()
+    return str(row.text) if row else None
+
+
+# --- runs -------------------------------------------------------------------------------------
+
+
+@dataclass
+class WorkflowRow:
+    """The header row of one workflow run."""
+
+    id: str
+    kind: str
+    status: str
+    definition_hash: str
+    header: dict[str, Any]
+    static: dict[str, Any]
+    meta: dict[str, Any]
+    version: int
+
+    @classmethod
+    def from_row(cls, row: Any) -> WorkflowRow:
+        m = row._mapping
+        return cls(
+            id=m["id"],
+            kind=m["kind"],
+            status=m["status"],
+            definition_hash=m["definition_hash"],
+            header=dict(m["header"] or {}),
+            static=dict(m["static"] or {}),
+            meta=dict(m["meta"] or {}),
+            version=int(m["version"]),
+        )
+
+
+def insert_workflow(
+    conn: Connection,
+    *,
+    id: str,
+    kind: str,
+    status: str,
+    definition_hash: str,
+    header: Mapping[str, Any],
+    static: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    now: datetime,
+) -> None:
+    """Create the header row of a new run (version 0)."""
+    conn.execute(
+        workflow_executions.insert().values(
+            id=id,
+            kind=kind,
+            status=status,
+            definition_hash=definition_hash,
+            header=dict(header),
+            static=dict(static),
+            meta=dict(meta),
+            version=0,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+def get_workflow(conn: Connection, workflow_id: str) -> WorkflowRow | None:
+    """The header row of a run, or None."""
+    row = conn.execute(sa.select(workflow_executions).where(_W.id == workflow_id)).first()
+    return WorkflowRow.from_row(row) if row else None
+
+
+def lock_workflows(
+    conn: Connection, ids: Sequence[str], *, skip_locked: bool = True
+) -> list[WorkflowRow]:
+    """Lock the header rows of ``ids`` (rows another engine holds are skipped by default)."""
+    if not ids:
+        return []
+    stmt = (
+        sa.select(workflow_executions)
+        .where(_W.id.in_(list(ids)))
+        .with_for_update(skip_locked=skip_locked)
+    )
+    return [WorkflowRow.from_row(r) for r in conn.execute(stmt).all()]
+
+
+def save_header(
+    conn: Connection,
+    workflow_id: str,
+    *,
+    status: str,
+    header: Mapping[str, Any] | None,
+    version: int,
+    now: datetime,
+    static: Mapping[str, Any] | None = None,
+) -> None:
+    """Write the status (and header/static when given) and the new version."""
+    values: dict[str, Any] = {"status": status, "version": version, "updated_at": now}
+    if header is not None:
+        values["header"] = dict(header)
+    if static is not None:
+        values["static"] = dict(static)
+    conn.execute(workflow_executions.update().where(_W.id == workflow_id).values(**values))
+
+
+def save_changes(conn: Connection, workflow_id: str, changes: Mapping[str, Any]) -> None:
+    """Write the parts of a ``pop_changes()`` change set (the header is the caller's)."""
+    rows: list[dict[str, Any]] = []
+
+    def put(kind: str, key: Any, doc: Any) -> None:
+        rows.append({"workflow_id": workflow_id, "kind": kind, "key": str(key), "doc": doc})
+
+    for idx, details in changes.get("routes", {}).items():
+        put("r", idx, details)
+    for idx, snapshot in changes.get("contexts", {}).items():
+        put("c", idx, snapshot)
+    for idx, entry in changes.get("sequence", {}).items():
+        put("s", idx, entry)
+    removed: list[str] = []
+    for key, staged in changes.get("staged", {}).items():
+        if staged is None:
+            removed.append(key)
+        else:
+            put("g", key, staged)
+    fresh: list[str] = []
+    for key, items in changes.get("items", {}).items():
+        put("m", key, items["meta"])
+        if "values" in items:
+            put("v", key, items["values"])
+            fresh.append(key)
+        for idx, item in items["items"].items():
+            put("i", f"{key}#{idx}", item)
+    if removed or fresh:
+        _drop_items(conn, workflow_id, removed, fresh)
+    if rows:
+        # One statement per batch; a change set never names the same part twice.
+        upsert(conn, workflow_parts, rows, keys=["workflow_id", "kind", "key"], update=["doc"])
+
+
+def save_document(conn: Connection, workflow_id: str, document: Mapping[str, Any]) -> None:
+    """Write a whole ``WorkflowState.to_dict`` document as parts (a re-run's first state)."""
+    items: dict[str, Any] = {}
+    staged: dict[str, Any] = {}
+    for raw in document.get("staged", []):
+        key = f"{raw['id']}__r{raw['route']}"
+        value = dict(raw)
+        tracker = value.get("items")
+        if isinstance(tracker, dict):
+            meta = {k: tracker[k] for k in ("count", "concurrency", "max_reported") if k in tracker}
+            value["items"] = meta
+            results = tracker.get("results", {})
+            entries: dict[int, dict[str, Any]] = {}
+            for idx, status in enumerate(tracker.get("statuses", [])):
+                if status != "null" or str(idx) in results:
+                    entries[idx] = {"status": status}
+                    if str(idx) in results:
+                        entries[idx]["result"] = results[str(idx)]
+            items[key] = {"meta": meta, "values": tracker.get("values", []), "items": entries}
+        staged[key] = value
+    changes = {
+        "routes": dict(enumerate(document.get("routes", []))),
+        "contexts": dict(enumerate(document.get("contexts", []))),
+        "sequence": dict(enumerate(document.get("sequence", []))),
+        "staged": staged,
+        "items": items,
+    }
+    save_changes(conn, workflow_id, changes)
+
+
+def _drop_items(
+    conn: Connection, workflow_id: str, removed: Iterable[str], restarted: Iterable[str]
+) -> None:
+    """Delete the parts of unstaged tasks, and the old items of restarted with-items tasks."""
+    for key in removed:
+        conn.execute(
+            workflow_parts.delete().where(
+                _P.workflow_id == workflow_id,
+                sa.or_(
+                    sa.and_(_P.kind.in_(["g", "m", "v"]), _P.key == key),
+                    sa.and_(_P.kind == "i", _P.key.like(_like_items(key), escape="\\")),
+                ),
+            )
+        )
+    for key in restarted:
+        conn.execute(
+            workflow_parts.delete().where(
+                _P.workflow_id == workflow_id,
+                _P.kind == "i",
+                _P.key.like(_like_items(key), escape="\\"),
+            )
+        )
+
+
+def _like_items(key: str) -> str:
+    escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "#%"
+
+
+def load_state(conn: Connection, row: WorkflowRow) -> dict[str, Any]:
+    """Rebuild the conductor document (``WorkflowState.to_dict`` shape) of a run."""
+    routes: dict[int, Any] = {}
+    contexts: dict[int, Any] = {}
+    sequence: dict[int, Any] = {}
+    staged: dict[str, dict[str, Any]] = {}
+    meta: dict[str, dict[str, Any]] = {}
+    values: dict[str, list[Any]] = {}
+    items: dict[str, dict[int, dict[str, Any]]] = {}
+    rows = conn.execute(sa.select(_P.kind, _P.key, _P.doc).where(_P.workflow_id == row.id)).all()
+    for kind, key, doc in rows:
+        if kind == "r":
+            routes[int(key)] = doc
+        elif kind == "c":
+            contexts[int(key)] = doc
+        elif kind == "s":
+            sequence[int(key)] = doc
+        elif kind == "g":
+            staged[key] = dict(doc)
+        elif kind == "m":
+            meta[key] = doc
+        elif kind == "v":
+            values[key] = doc
+        elif kind == "i":
+            task_key, _, idx = key.rpartition("#")
+            items.setdefault(task_key, {})[int(idx)] = doc
+    for key, doc in staged.items():
+        if key not in meta and not isinstance(doc.get("items"), dict):
+            continue
+        info = {**(doc.get("items") or {}), **meta.get(key, {})}
+        count = int(info.get("count", 0))
+        statuses = ["null"] * count
+        results: dict[str, Any] = {}
+        for idx, item in items.get(key, {}).items():
+            if 0 <= idx < count:
+                statuses[idx] = item["status"]
+                if "result" in item:
+                    results[str(idx)] = item["result"]
+        info.update(values=values.get(key, []), statuses=statuses, results=results)
+        doc["items"] = info
+    document: dict[str, Any] = {**row.header, **row.static}
+    document["routes"] = [routes[i] for i in sorted(routes)]
+    document["contexts"] = [contexts[i] for i in sorted(contexts)]
+    document["sequence"] = [sequence[i] for i in sorted(sequence)]
+    document["staged"] = sorted(staged.values(), key=lambda s: s.get("order", 0))
+    return document
+
+
+# --- inbox ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkflowEvent:
+    """One inbox entry: ``child`` (a child's status), ``pause``, ``resume`` or ``cancel``."""
+
+    id: int
+    workflow_id: str
+    kind: str
+    data: dict[str, Any]
+    result: bytes | None
+
+
+def add_event(
+    conn: Connection,
+    workflow_id: str,
+    kind: str,
+    data: Mapping[str, Any],
+    *,
+    now: datetime,
+    result: bytes | None = None,
+) -> None:
+    """Queue an event for a workflow run."""
+    conn.execute(
+        workflow_events.insert().values(
+            workflow_id=workflow_id, kind=kind, data=dict(data), result=result, created_at=now
+        )
+    )
+
+
+def pending_workflows(conn: Connection, *, limit: int) -> list[str]:
+    """Runs with queued events, the one waiting longest first."""
+    first = sa.func.min(_E.id)
+    stmt = sa.select(_E.workflow_id).group_by(_E.workflow_id).order_by(first).limit(limit)
+    return [r.workflow_id for r in conn.execute(stmt).all()]
+
+
+def events_for(conn: Connection, workflow_id: str, *, limit: int = 5000) -> list[WorkflowEvent]:
+    """Queued events of one run, oldest first."""
+    rows = conn.execute(
+        sa.select(workflow_events).where(_E.workflow_id == workflow_id).order_by(_E.id).limit(limit)
+    ).all()
+    return [
+        WorkflowEvent(
+            r.id, r.workflow_id, r.kind, dict(r.data), bytes(r.result) if r.result else None
+        )
+        for r in rows
+    ]
+
+
+def delete_events(conn: Connection, ids: Sequence[int]) -> None:
+    """Consume events (in the transaction that applied them)."""
+    if ids:
+        conn.execute(workflow_events.delete().where(_E.id.in_(list(ids))))
+
+
+def unattended_canceling(conn: Connection, *, limit: int) -> list[Any]:
+    """``(id, runner_type)`` of canceling executions no runner holds and no workflow engine has
+    acted on yet: workflows and inquiries whose cancellation was requested through the
+    executions API, and paused (delayed) workflow tasks."""
+    c = executions.c
+    stmt = (
+        sa.select(c.id, c.runner_type, _W.status.label("wf_status"))
+        .select_from(executions.outerjoin(workflow_executions, _W.id == c.id))
+        .where(
+            c.status == "canceling",
+            c.lease_owner.is_(None),
+            sa.or_(_W.status.is_(None), _W.status.not_in(["canceling", "canceled"])),
+        )
+        .limit(limit)
+    )
+    return list(conn.execute(stmt).all())
+
+
+def has_scheduled(conn: Connection, runner_types: Sequence[str]) -> bool:
+    """Whether an execution of ``runner_types`` waits in ``scheduled`` (a cheap poll)."""
+    c = executions.c
+    stmt = (
+        sa.select(c.id)
+        .where(c.status == "scheduled", c.runner_type.in_(list(runner_types)))
+        .limit(1)
+    )
+    return conn.execute(stmt).first() is not None
