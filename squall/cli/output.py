@@ -111,8 +111,23 @@ def print_table(
         stream.write(footer + "\n")
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings as literal blocks (``|``), so command output reads as written."""
+
+
+def _str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    if "\n" in data:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data)
+
+
+_Dumper.add_representer(str, _str)
+
+
 def yaml_block(value: Any, indent: int = 2) -> str:
-    text = yaml.safe_dump(value, default_flow_style=False, sort_keys=True, allow_unicode=True)
+    text = yaml.dump(
+        value, Dumper=_Dumper, default_flow_style=False, sort_keys=True, allow_unicode=True
+    )
     pad = " " * indent
     return "\n".join(pad + line for line in text.rstrip("\n").splitlines())
 

@@ -5,6 +5,7 @@ API documents, prepare virtualenvs and replace each pack's content in one transa
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,10 +18,17 @@ from squall.config import Settings
 from squall.engine.policies import check_policy
 from squall.engine.virtualenvs import ensure_virtualenv
 from squall.engine.workflows_check import action_issues
-from squall.errors import DomainError, Issue, PackError, RuleError, ValidationError
+from squall.errors import (
+    DomainError,
+    Issue,
+    NotFoundError,
+    PackError,
+    RuleError,
+    ValidationError,
+)
 from squall.model.ids import new_id
 from squall.packs import LoadedPack, YamlFileError, find_packs, load_pack, load_yaml_file
-from squall.params import merge_parameter_specs
+from squall.params import merge_parameter_specs, validate_parameter_specs
 from squall.rules.rule import trigger_key, trigger_ref
 from squall.rules.validate import check_rule
 from squall.runners.catalog import RUNNER_TYPES
@@ -47,6 +55,7 @@ class PackRegistration:
     error: str | None = None
     unchanged: bool = False
     virtualenv_built: bool = False
+    removed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -63,6 +72,7 @@ class PackRegistration:
             "warnings": [str(i) for i in self.warnings],
             "error": self.error,
             "virtualenv_built": self.virtualenv_built,
+            "removed": self.removed,
         }
 
 
@@ -224,6 +234,11 @@ class PackService:
             results.append(reg)
             if progress:
                 progress(reg)
+        if not wanted:
+            for reg in await self._unregister_stale(seen):
+                results.append(reg)
+                if progress:
+                    progress(reg)
         for missing in sorted(wanted - seen):
             reg = PackRegistration(ref=missing, path=Path(missing))
             reg.error = (
@@ -234,6 +249,50 @@ class PackService:
             if progress:
                 progress(reg)
         return results
+
+    async def remove(self, ref: str) -> dict[str, Any]:
+        """Unregister a pack (its actions, rules …; history stays). Its directory is deleted
+        only when it lives in ``$SQUALL_HOME/packs`` (where installed packs go); elsewhere
+        it is left alone and would be registered again by the next registration."""
+        record = await self.db.read(lambda conn: content.get_pack(conn, ref))
+        if record is None:
+            raise NotFoundError(f"pack {ref!r} is not registered")
+        if record.origin == "system":
+            raise ValidationError(f"pack {ref!r} ships with Squall and cannot be removed")
+
+        def _remove(conn: Connection) -> None:
+            content.remove_pack(conn, ref)
+            events.bump_version(conn, "packs")
+            events.bump_version(conn, "rules")
+
+        await self.db.write(_remove)
+        if self.on_change is not None:
+            self.on_change()
+        path = Path(record.path)
+        installed = (self.settings.home / "packs").resolve()
+        deleted = False
+        if path.resolve().is_relative_to(installed) and path.exists():
+            shutil.rmtree(path)
+            deleted = True
+        venv = self.settings.home / "virtualenvs" / ref
+        if venv.exists():
+            shutil.rmtree(venv, ignore_errors=True)
+        return {"ref": ref, "path": str(path), "files_deleted": deleted}
+
+    async def _unregister_stale(self, found: set[str]) -> list[PackRegistration]:
+        """Packs still registered whose directory is gone from the search path."""
+        records = await self.db.read(content.list_packs)
+        out = []
+        for record in records:
+            if record.origin == "system" or record.ref in found:
+                continue
+            await self.remove(record.ref)
+            reg = PackRegistration(ref=record.ref, path=Path(record.path), removed=True)
+            reg.warnings.append(
+                Issue(message="its directory is no longer on the pack search path: unregistered")
+            )
+            out.append(reg)
+        return out
 
     async def _known(self, loaded: Sequence[tuple[Path, LoadedPack | PackError]]) -> _Known:
         """Action refs and trigger types that exist or are being registered."""
@@ -340,11 +399,26 @@ class PackService:
         for action in pack.actions:
             runner = RUNNER_TYPES[action.runner_type]
             try:
-                merge_parameter_specs(
+                merged = merge_parameter_specs(
                     runner.runner_parameters, action.parameters, action_ref=action.ref
                 )
             except DomainError as exc:
                 reg.issues.extend(_locate(pack, action.source, exc))
+                continue
+            problems = validate_parameter_specs(merged, source=action.source)
+            # Only the action's own parameters can be wrong here (the runner's are ours).
+            problems = [
+                p
+                for p in problems
+                if (p.path or "").split(".")[1:2]
+                and (p.path or "").split(".")[1] in action.parameters
+            ]
+            if problems:
+                reg.issues.extend(
+                    _locate(
+                        pack, action.source, ValidationError("invalid parameters", issues=problems)
+                    )
+                )
                 continue
             workflow_issues = action_issues(action, pack.path)
             if workflow_issues:  # an invalid workflow definition is rejected with its errors

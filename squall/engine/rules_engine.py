@@ -121,7 +121,7 @@ class RulesEngine:
             return
         self.ruleset = await load_ruleset(self.db)
         self._version = version
-        log.info("rules engine loaded %d enabled rules", len(self.ruleset))
+        log.debug("rules engine loaded %d enabled rules", len(self.ruleset))
 
     # --- one batch --------------------------------------------------------------------------
 

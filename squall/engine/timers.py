@@ -113,7 +113,7 @@ class TimerService:
             )
         self._timers = timers
         self._version = version
-        log.info("timers: %d active", len(timers))
+        log.debug("timers: %d active", len(timers))
 
     async def _hold_lease(self) -> bool:
         now = utcnow()
@@ -122,7 +122,7 @@ class TimerService:
             lambda conn: leases.acquire(conn, LEASE_NAME, owner=self.owner, now=now, until=until)
         )
         if held and not self.leader:
-            log.info("this process now fires the timers")
+            log.debug("this process now fires the timers")
             self._version = -1  # reload everything when becoming leader
         self.leader = held
         return held
@@ -169,8 +169,12 @@ class TimerService:
             ):
                 return False  # lost leadership: another process fires from now on
             fired = False
-            if due is not None and row is not None and events.record_tick(
-                conn, trigger_key=t.key, tick_at=due, instance_id=row["id"], now=now
+            if (
+                due is not None
+                and row is not None
+                and events.record_tick(
+                    conn, trigger_key=t.key, tick_at=due, instance_id=row["id"], now=now
+                )
             ):
                 events.insert_instances(conn, [row])
                 fired = True

@@ -86,7 +86,7 @@ class RunnerTypeSpec:
         doc: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
-            "enabled": self.enabled,
+            "enabled": self.enabled and self.available,
             "runner_package": self.name.replace("-", "_"),
             "runner_module": self.name.replace("-", "_"),
             "runner_parameters": {k: dict(v) for k, v in self.runner_parameters.items()},

@@ -139,7 +139,7 @@ _LIGHT_COLUMNS = [c for c in executions.c if c.name != "result"]
 
 
 def _log_entry(status: str, now: datetime) -> dict[str, Any]:
-    return {"status": status, "timestamp": now.isoformat()}
+    return {"status": status, "timestamp": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
 
 
 def insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -47,7 +47,8 @@ async def list_keys(
         limit=page.limit,
         offset=page.offset,
     )
-    return json_response([v.as_api() for v in views], headers={"X-Limit": str(page.limit)})
+    headers = {"X-Limit": str(page.limit), "X-Total-Count": str(page.offset + len(views))}
+    return json_response([v.as_api() for v in views], headers=headers)
 
 
 @router.get("/{name:path}")

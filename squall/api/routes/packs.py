@@ -62,3 +62,21 @@ async def register_packs(body: RegisterRequest, request: Request, principal: Adm
         )
         payload["faultstring"] = f"some packs failed to register: {failures}"
     return json_response(payload, status)
+
+
+class UninstallRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    packs: list[str] = Field(description="pack refs to remove")
+
+
+@router.post("/uninstall")
+async def uninstall_packs(body: UninstallRequest, request: Request, principal: Admin) -> Response:
+    """Unregister packs (and delete them if they were installed into $SQUALL_HOME/packs)."""
+    rt = get_runtime(request)
+    return json_response({"removed": [await rt.packs.remove(ref) for ref in body.packs]})
+
+
+@router.delete("/{ref}")
+async def delete_pack(ref: str, request: Request, principal: Admin) -> Response:
+    return json_response(await get_runtime(request).packs.remove(ref))

@@ -95,6 +95,9 @@ def cmd_pack_get(args: argparse.Namespace, client: Client) -> int:
 def _print_registration(result: dict[str, Any]) -> None:
     counts = ", ".join(f"{n} {k}" for k, n in sorted(result["counts"].items()) if n)
     state = "unchanged" if result["unchanged"] else "registered"
+    if result.get("removed"):
+        print(f"- {result['ref']}: unregistered (its directory is gone)")
+        return
     if result["error"]:
         print(f"✗ {result['ref']}: {result['error']}", file=sys.stderr)
     else:
@@ -119,6 +122,16 @@ def cmd_pack_register(args: argparse.Namespace, client: Client) -> int:
         for pack in result["packs"]:
             _print_registration(pack)
     return 0 if result["ok"] else EXIT_FAILED
+
+
+def cmd_pack_remove(args: argparse.Namespace, client: Client) -> int:
+    result = client.post("/api/v1/packs/uninstall", {"packs": args.packs})
+    for item in result["removed"]:
+        where = (
+            "and deleted its files" if item["files_deleted"] else f"(files kept in {item['path']})"
+        )
+        print(f"removed pack {item['ref']} {where}")
+    return 0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -151,3 +164,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     reg.add_argument("packs", nargs="*", metavar="pack", help="pack refs (default: all)")
     reg.add_argument("-j", "--json", action="store_true", help="print JSON")
     reg.set_defaults(func=cmd_pack_register)
+    rm = psub.add_parser(
+        "remove",
+        help="unregister packs (execution history is kept)",
+        description="Unregister packs. A pack installed into $SQUALL_HOME/packs is deleted; "
+        "a pack elsewhere on SQUALL_PACKS_PATH is only unregistered (remove it from the path "
+        "too, or the next registration brings it back).",
+    )
+    rm.add_argument("packs", nargs="+", metavar="pack")
+    rm.set_defaults(func=cmd_pack_remove)

@@ -51,7 +51,7 @@ def _coerce(client: Client, ref: str, raw: dict[str, str]) -> dict[str, Any]:
                 f"action {ref} has no parameter {key!r} (parameters: {known})", exit_code=EXIT_USAGE
             )
         try:
-            out[key] = coerce_cli_value(spec, value)
+            out[key] = coerce_cli_value(spec, value, name=key)
         except DomainError as exc:
             raise ApiError(str(exc), exit_code=EXIT_USAGE) from None
     return out

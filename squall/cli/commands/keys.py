@@ -83,8 +83,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     key = sub.add_parser("key", help="the key-value datastore")
     ksub = key.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    def scoped(p: argparse.ArgumentParser) -> None:
-        p.add_argument("-s", "--scope", choices=["system", "user"], help="default: system")
+    def scoped(p: argparse.ArgumentParser, default: str = "system") -> None:
+        p.add_argument("-s", "--scope", choices=["system", "user"], help=f"default: {default}")
         p.add_argument("-u", "--user", help="another user's key (admins only)")
 
     s = ksub.add_parser("set", help="create or replace a key")
@@ -105,7 +105,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ls.add_argument("-p", "--prefix", help="only keys starting with this")
     ls.add_argument("-d", "--decrypt", action="store_true", help="show secrets' values")
     ls.add_argument("-j", "--json", action="store_true", help="print JSON")
-    scoped(ls)
+    scoped(ls, default="system keys and your own user keys")
     ls.set_defaults(func=cmd_list)
     d = ksub.add_parser("delete", help="delete a key")
     d.add_argument("name")

@@ -7,13 +7,15 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from squall.config import Settings, load_settings
-from squall.errors import SquallError
+from squall.engine.runtime import parse_roles
+from squall.errors import SquallError, ValidationError
 
 __all__ = ["register"]
 
@@ -119,8 +121,27 @@ def _print_banner(settings: Settings, generated: str | None, elapsed: float) -> 
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
+def _check_port(settings: Settings) -> None:
+    """Fail with one clear line when the address is taken, before starting anything."""
+    host, port = settings.host_port
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ValidationError(
+                f"cannot listen on {host}:{port}: {exc.strerror}",
+                hint="another Squall (or program) uses it; pick another with --bind HOST:PORT",
+            ) from None
+
+
 def cmd_up(args: argparse.Namespace) -> int:
-    settings = load_settings(home=args.home, bind=args.bind)
+    try:
+        settings = load_settings(home=args.home, bind=args.bind)
+        _check_port(settings)
+    except SquallError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     _setup_logging(settings)
     try:
         return _run(_serve(settings, ("all",), banner=True))
@@ -133,8 +154,19 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    roles = tuple(r.strip() for r in args.role.split(",") if r.strip())
-    settings = load_settings(home=args.home, bind=args.bind, roles=roles)
+    try:
+        settings = load_settings(home=args.home, bind=args.bind)
+        roles = (
+            tuple(r.strip() for r in args.role.split(",") if r.strip())
+            if args.role
+            else settings.roles
+        )
+        parse_roles(roles)
+        if "api" in roles or "all" in roles:
+            _check_port(settings)
+    except SquallError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     _setup_logging(settings)
     try:
         return _run(_serve(settings, roles, banner=False))
@@ -193,7 +225,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "sensors, notifier, gc or all. Point SQUALL_DATABASE_URL at PostgreSQL to run "
         "several processes.",
     )
-    serve.add_argument("--role", default="all", help="comma-separated roles (default all)")
+    serve.add_argument("--role", help="comma-separated roles (default: $SQUALL_ROLES, else all)")
     serve.add_argument("--home")
     serve.add_argument("--bind")
     serve.set_defaults(func=cmd_serve, needs_client=False)
