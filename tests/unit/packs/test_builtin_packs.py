@@ -201,7 +201,7 @@ class TestCoreActions:
             run_action(packs, "core.pause", max_pause=-1)
 
     def test_inject_trigger_without_dispatch_says_why(self, packs: dict[str, LoadedPack]) -> None:
-        with pytest.raises(RuntimeError, match="not available until triggers land"):
+        with pytest.raises(RuntimeError, match="cannot dispatch triggers"):
             run_action(
                 packs, "core.inject_trigger", action_service=FakeActionService(), trigger_name="p.t"
             )
