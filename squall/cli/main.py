@@ -7,7 +7,6 @@ import sys
 from collections.abc import Sequence
 
 from squall import __version__
-from squall.cli.client import ApiError, Client
 from squall.cli.commands import auth, content, executions, keys, rules, server, workflows
 
 __all__ = ["build_parser", "main"]
@@ -33,6 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "needs_client", True):
         return int(args.func(args))
+    from squall.cli.client import ApiError, Client  # the server commands need no HTTP client
+
     client = Client(args.url)
     try:
         return int(args.func(args, client))

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from squall.config import Settings, load_settings
-from squall.engine.runtime import parse_roles
 from squall.errors import SquallError, ValidationError
 
 __all__ = ["register"]
@@ -161,6 +160,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if args.role
             else settings.roles
         )
+        from squall.engine.runtime import parse_roles
+
         parse_roles(roles)
         if "api" in roles or "all" in roles:
             _check_port(settings)
