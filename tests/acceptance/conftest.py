@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -61,13 +62,22 @@ def free_port() -> int:
         return port
 
 
+# Bytecode for the many short-lived `squall` processes goes to a cache outside the
+# repository; without it (PYTHONDONTWRITEBYTECODE is common in CI shells) every CLI call
+# compiles the package from source.
+PYCACHE = Path(tempfile.gettempdir()) / f"squall-acceptance-pycache-{os.getuid()}"
+
+
 def clean_env() -> dict[str, str]:
     """The ambient environment without any Squall or StackStorm settings."""
-    return {
+    env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("SQUALL_", "ST2_")) and k != "PYTHONUNBUFFERED"
+        if not k.startswith(("SQUALL_", "ST2_"))
+        and k not in ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")
     }
+    env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+    return env
 
 
 def copy_packs(names: list[str], dest: Path) -> Path:
@@ -160,7 +170,6 @@ class SquallServer:
 
     def server_env(self) -> dict[str, str]:
         env = clean_env()
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
         if not self.home_via_flag:
             env["SQUALL_HOME"] = str(self.home)
         if self.packs_path is not None:
@@ -233,7 +242,6 @@ class SquallServer:
             SQUALL_URL=self.url,
             SQUALL_HOME=str(self.home),
             XDG_CONFIG_HOME=str(self.xdg),
-            PYTHONDONTWRITEBYTECODE="1",
         )
         return env
 

@@ -171,3 +171,23 @@ def test_encrypted_value_in_templates(server: SquallServer) -> None:
     plain, cipher = doc["result"]["stdout"].split()
     assert plain == "open-sesame"
     assert cipher != "open-sesame"
+
+
+def test_key_names_are_not_reinterpreted_as_url_syntax(server: SquallServer) -> None:
+    # `squall key get 'x%20y'` must not read the key 'x y'.
+    base = unique("esc")
+    server.cli("key", "set", f"{base} y", "another key")
+    result = server.cli("key", "get", f"{base}%20y", check=False)
+    assert result.code == 2, f"read the key '{base} y' instead: {result}"
+
+
+@pytest.mark.parametrize("special", ["q?x", "h#x"])
+def test_key_names_with_url_characters(server: SquallServer, special: str) -> None:
+    name = f"{unique('url')}-{special}"
+    result = server.cli("key", "set", name, "the-real-one", check=False)
+    assert result.code == 0, result
+    got = server.cli("key", "get", name, "--json", check=False)
+    assert got.code == 0, got
+    assert got.json()["name"] == name
+    assert got.json()["value"] == "the-real-one"
+    server.cli("key", "delete", name)
