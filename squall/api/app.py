@@ -25,6 +25,7 @@ from squall.api.routes import (
     workflows,
 )
 from squall.api.serialize import json_response
+from squall.engine.metrics import CONTENT_TYPE
 from squall.engine.runtime import Runtime
 from squall.errors import SquallError
 
@@ -112,11 +113,14 @@ class WebhookFastPath:
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
+        metrics = scope["app"].state.runtime.metrics
         try:
             response = await webhooks.webhook(path[len(self.PREFIX) :], request)
+            metrics.webhooks.labels("accepted").inc()
         except SquallError as exc:
             if exc.http_status >= 500:
                 log.error("webhook failed: %s", exc)
+            metrics.webhooks.labels(str(exc.http_status)).inc()
             response = _fault(exc.http_status, str(exc))
         await response(scope, receive, send)
 
@@ -164,6 +168,11 @@ def create_app(runtime: Runtime) -> FastAPI:
         except SquallError as exc:
             return json_response({"status": "unavailable", "reason": str(exc)}, 503)
         return json_response({"status": "ok"})
+
+    @app.get("/metrics", tags=["health"])
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics of this process (no authentication, like the health probes)."""
+        return Response(get_runtime(request).metrics.render(), media_type=CONTENT_TYPE)
 
     @app.get("/api/v1", tags=["meta"])
     @app.get("/api/v1/", tags=["meta"], include_in_schema=False)

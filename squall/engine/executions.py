@@ -89,6 +89,7 @@ class ExecutionService:
         #: Says whether an action may skip the scheduler (no concurrency policy applies):
         #: such executions are written ``scheduled`` directly, saving one hand-off.
         self.may_skip_scheduler: Callable[[str], Awaitable[bool]] | None = None
+        self.metrics: Any = None
 
     # --- action versions --------------------------------------------------------------------
 
@@ -269,6 +270,9 @@ class ExecutionService:
 
     def signal_new(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Wake whoever handles new executions next (the scheduler or the runners)."""
+        if self.metrics is not None:
+            for r in rows:
+                self.metrics.executions_requested.labels(r["runner_type"]).inc()
         statuses = {r["status"] for r in rows}
         if statuses & {_S.REQUESTED, _S.DELAYED}:
             self.wakeups.signal("scheduler")

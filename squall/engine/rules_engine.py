@@ -102,6 +102,7 @@ class RulesEngine:
         self.owner = owner
         self.lease = timedelta(seconds=lease_seconds)
         self.ruleset = RuleSet()
+        self.metrics: Any = None
         self._version = -1
         self._checked = -1e9
 
@@ -265,6 +266,14 @@ class RulesEngine:
                 if execution is not None:
                     execution_rows.append(execution)
         inserted = events.insert_enforcements(conn, enforcement_rows)
+        if self.metrics is not None:
+            for plan in plans:
+                if plan.instance.id in held:
+                    status = "processing_failed" if plan.error else "processed"
+                    self.metrics.trigger_instances.labels(status).inc()
+            for row in enforcement_rows:
+                if row["id"] in inserted:
+                    self.metrics.enforcements.labels(row["status"]).inc()
         wanted = {
             r["execution_id"] for r in enforcement_rows if r["id"] in inserted and r["execution_id"]
         }

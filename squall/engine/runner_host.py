@@ -169,6 +169,7 @@ class RunnerHost:
         self._inflight: dict[str, _InFlight] = {}
         self._stopping = False
         self._heart: asyncio.Task[None] | None = None
+        self.metrics: Any = None
         self._finishing: list[
             tuple[exrepo.Execution, str, Any, list[Any], asyncio.Future[bool]]
         ] = []
@@ -201,6 +202,8 @@ class RunnerHost:
                         self._execute(ex), name=f"execution-{ex.id}"
                     )
                     self._inflight[ex.id] = _InFlight(task)
+                if claimed and self.metrics is not None:
+                    self.metrics.executions_in_flight.set(len(self._inflight))
             if not claimed or len(claimed) >= free:
                 # Nothing to do, or full: wait for work or a free slot ("runner" wake-up).
                 await self.wakeups.wait("runner", self.POLL_SECONDS)
@@ -279,6 +282,8 @@ class RunnerHost:
         finally:
             await self._finish(ex, status, result)
             self._inflight.pop(ex.id, None)
+            if self.metrics is not None:
+                self.metrics.executions_in_flight.set(len(self._inflight))
             if token is not None:
                 with contextlib.suppress(Exception):
                     await self.auth.revoke_token(token)

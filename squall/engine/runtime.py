@@ -24,6 +24,7 @@ from squall.config import Settings
 from squall.engine.datastore import DatastoreService
 from squall.engine.executions import ExecutionService
 from squall.engine.gc import GarbageCollector, abandon_orphans
+from squall.engine.metrics import Metrics
 from squall.engine.packs import PackService
 from squall.engine.policies import PolicyService
 from squall.engine.rules_admin import RuleService
@@ -94,6 +95,7 @@ class Runtime:
     runners: RunnerRegistry
     process_id: str
     roles: tuple[str, ...]
+    metrics: Metrics = field(default_factory=Metrics)
     runner_host: RunnerHost | None = None
     rules_engine: RulesEngine | None = None
     timers: TimerService | None = None
@@ -190,7 +192,18 @@ class Runtime:
         )
         executions.add_terminal_hook(rt.workflows.on_terminal)
         holder.append(rt)
+        rt._install_metrics()
         return rt
+
+    def _install_metrics(self) -> None:
+        m = self.metrics
+
+        def count_terminal(_conn: Any, ex: Any) -> None:
+            m.executions_finished.labels(ex.status, ex.runner_type).inc()
+
+        self.executions.add_terminal_hook(count_terminal)
+        self.executions.metrics = m
+        self.db.on_batch = m.db_write_batch.observe
 
     @staticmethod
     def _lock_home(home: Path) -> IO[str]:
@@ -253,6 +266,7 @@ class Runtime:
                 owner=self.process_id,
                 lease_seconds=self.settings.lease_seconds,
             )
+            self.rules_engine.metrics = self.metrics
             await self.rules_engine.refresh()
             self._tasks.append(loop.create_task(self.rules_engine.run(), name="rules"))
         if "timers" in self.roles:
@@ -263,6 +277,7 @@ class Runtime:
                 owner=self.process_id,
                 lease_seconds=self.settings.lease_seconds,
             )
+            self.timers.metrics = self.metrics
             self._tasks.append(loop.create_task(self.timers.run(), name="timers"))
         if "scheduler" in self.roles:
             scheduler = Scheduler(
@@ -281,6 +296,7 @@ class Runtime:
                 owner=self.process_id,
                 triggers=self.triggers,
             )
+            self.runner_host.metrics = self.metrics
             self._tasks.append(loop.create_task(self.runner_host.run(), name="runner-host"))
         if "workflow" in self.roles:
             self._tasks.append(loop.create_task(self.workflows.run(), name="workflows"))

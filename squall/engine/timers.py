@@ -74,6 +74,7 @@ class TimerService:
         self._timers: dict[str, _Timer] = {}
         self._version = -1
         self.fired = 0
+        self.metrics: Any = None
 
     async def _load(self) -> None:
         version = await self.db.read(lambda conn: events.read_version(conn, "rules"))
@@ -188,6 +189,8 @@ class TimerService:
         t.last = max(x for x in (due, skipped_to, t.last) if x is not None)
         if fired:
             self.fired += 1
+            if self.metrics is not None:
+                self.metrics.timer_ticks.inc()
             self.wakeups.signal("rules")
 
     async def run(self) -> None:

@@ -86,6 +86,8 @@ class Database:
         self.url = url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         self._closed = False
+        #: Called with the number of writes in each committed group (metrics).
+        self.on_batch: Callable[[int], None] | None = None
         common: dict[str, Any] = {
             "json_serializer": _json_dumps,
             "json_deserializer": orjson.loads,
@@ -218,6 +220,8 @@ class Database:
             if not batch:
                 continue
             fns = [fn for fn, _ in batch]
+            if self.on_batch is not None:
+                self.on_batch(len(fns))
             try:
                 outcomes = await loop.run_in_executor(self._write_thread, self._run_batch, fns)
             except Exception as exc:  # pragma: no cover - _run_batch returns, never raises

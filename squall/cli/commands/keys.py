@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from urllib.parse import quote
 
 from squall.cli.client import Client
 from squall.cli.output import print_detail, print_json, print_table
@@ -25,7 +26,7 @@ def cmd_set(args: argparse.Namespace, client: Client) -> int:
         body["ttl"] = args.ttl
     if args.user:
         body["user"] = args.user
-    doc = client.put(f"/api/v1/keys/{args.name}", body)
+    doc = client.put(f"/api/v1/keys/{quote(args.name, safe='')}", body)
     if args.json:
         print_json(doc)
     else:
@@ -35,7 +36,7 @@ def cmd_set(args: argparse.Namespace, client: Client) -> int:
 
 def cmd_get(args: argparse.Namespace, client: Client) -> int:
     doc = client.get(
-        f"/api/v1/keys/{args.name}",
+        f"/api/v1/keys/{quote(args.name, safe='')}",
         scope=_scope(args),
         decrypt=str(args.decrypt).lower(),
         user=args.user,
@@ -74,7 +75,7 @@ def cmd_list(args: argparse.Namespace, client: Client) -> int:
 
 
 def cmd_delete(args: argparse.Namespace, client: Client) -> int:
-    client.delete(f"/api/v1/keys/{args.name}", scope=_scope(args), user=args.user)
+    client.delete(f"/api/v1/keys/{quote(args.name, safe='')}", scope=_scope(args), user=args.user)
     print(f"deleted key {args.name!r} ({_scope(args)})")
     return 0
 
