@@ -76,9 +76,7 @@ def _standard(secret: str, headers: Mapping[str, str], body: bytes, now: float) 
         raise AuthError("missing webhook-id header")
     ts = _timestamp(headers.get("webhook-timestamp"), now, "webhook-timestamp")
     signed = f"{msg_id}.{ts}.".encode() + body
-    expected = base64.b64encode(
-        hmac.new(_standard_key(secret), signed, hashlib.sha256).digest()
-    )
+    expected = base64.b64encode(hmac.new(_standard_key(secret), signed, hashlib.sha256).digest())
     candidates = headers.get("webhook-signature", "").split()
     ok = False
     for candidate in candidates:
