@@ -143,6 +143,27 @@ def trigger_row(trigger: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
     }
 
 
+def _yaml_path(data: Any, parts: list[str]) -> tuple[str | int, ...]:
+    """Map a dotted field path onto the document's keys, which may contain dots themselves
+    (criteria keys such as ``trigger.body.host``): the longest matching key wins."""
+    out: list[str | int] = []
+    node = data
+    i = 0
+    while i < len(parts):
+        if not isinstance(node, dict):
+            break
+        for j in range(len(parts), i, -1):
+            key = ".".join(parts[i:j])
+            if key in node:
+                out.append(key)
+                node = node[key]
+                i = j
+                break
+        else:
+            break
+    return tuple(out)
+
+
 def _locate(pack: LoadedPack, source: str, exc: DomainError) -> list[Issue]:
     """Attach file and line to issues that only carry a field path."""
     issues = exc.issues or [Issue(message=exc.message)]
@@ -154,8 +175,7 @@ def _locate(pack: LoadedPack, source: str, exc: DomainError) -> list[Issue]:
     for issue in issues:
         line = issue.line
         if line is None and doc is not None and issue.path:
-            parts = tuple(issue.path.split("."))
-            line = doc.line_of(parts)
+            line = doc.line_of(_yaml_path(doc.data, issue.path.split(".")))
         located.append(Issue(message=issue.message, file=source, line=line, path=issue.path))
     return located
 

@@ -240,3 +240,119 @@ async def test_inject_trigger_from_an_action(api: httpx.AsyncClient) -> None:
         "/api/v1/webhooks/st2", json={"trigger": "testpack.deploy", "payload": {"nope": 1}}
     )
     assert bad.status_code == 400 and "version" in bad.json()["faultstring"]
+
+
+async def test_standard_webhooks_signature_and_replay(api: httpx.AsyncClient) -> None:
+    import base64
+    import time as _time
+
+    secret = base64.b64encode(b"standard-secret-bytes").decode()
+    await api.put("/api/v1/keys/std_secret", json={"value": f"whsec_{secret}", "secret": True})
+    body = orjson.dumps({"event": "invoice.paid"})
+    ts = str(int(_time.time()))
+
+    def signed(msg_id: str, stamp: str) -> dict[str, str]:
+        sig = base64.b64encode(
+            hmac.new(
+                b"standard-secret-bytes", f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256
+            ).digest()
+        ).decode()
+        return {
+            "X-Auth-Token": "",
+            "Content-Type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": stamp,
+            "webhook-signature": f"v1,{sig}",
+        }
+
+    ok = await api.post("/api/v1/webhooks/stdhook", content=body, headers=signed("msg_1", ts))
+    assert ok.status_code == 202, ok.text
+    replay = await api.post("/api/v1/webhooks/stdhook", content=body, headers=signed("msg_1", ts))
+    assert replay.status_code == 409 and "replay" in replay.json()["faultstring"]
+    stale = str(int(_time.time()) - 3600)
+    old = await api.post("/api/v1/webhooks/stdhook", content=body, headers=signed("msg_2", stale))
+    assert old.status_code == 401 and "minutes" in old.json()["faultstring"]
+    rows = await eventually(
+        lambda: enforcements(api, rule_ref="testpack.signed_standard"), message="one enforcement"
+    )
+    assert len(rows) == 1
+
+
+async def test_slack_signature(api: httpx.AsyncClient) -> None:
+    import time as _time
+
+    await api.put("/api/v1/keys/slack_secret", json={"value": "slack-signing"})
+    body = b"token=x&command=%2Fdeploy&text=web"
+    ts = str(int(_time.time()))
+    sig = (
+        "v0=" + hmac.new(b"slack-signing", f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
+    )
+    headers = {
+        "X-Auth-Token": "",
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": sig,
+    }
+    ok = await api.post("/api/v1/webhooks/slack", content=body, headers=headers)
+    assert ok.status_code == 202, ok.text
+    assert ok.json() == {"token": "x", "command": "/deploy", "text": "web"}
+    bad = await api.post(
+        "/api/v1/webhooks/slack", content=body, headers={**headers, "X-Slack-Signature": "v0=00"}
+    )
+    assert bad.status_code == 401
+
+
+async def test_oversized_webhook_is_413(api: httpx.AsyncClient) -> None:
+    big = b'{"x": "' + b"a" * (11 * 1024 * 1024) + b'"}'
+    resp = await api.post(
+        "/api/v1/webhooks/alerts", content=big, headers={"Content-Type": "application/json"}
+    )
+    assert resp.status_code == 413
+
+
+async def test_action_trigger_and_notify_triggers(api: httpx.AsyncClient) -> None:
+    resp = await api.post("/api/v1/executions", json={"action": "testpack.always_fails"})
+    await execution(api, resp.json()["id"])
+    found = await eventually(
+        lambda: enforcements(api, rule_ref="testpack.on_failure"), message="the failure rule"
+    )
+    assert found[0]["status"] == "succeeded"
+
+    resp = await api.post("/api/v1/executions", json={"action": "testpack.notifying"})
+    done = await execution(api, resp.json()["id"])
+
+    async def notified() -> list[dict[str, Any]] | None:
+        rows = (
+            await api.get(
+                "/api/v1/triggerinstances",
+                params={"trigger_type": "core.st2.generic.notifytrigger", "limit": 10},
+            )
+        ).json()
+        mine = [r for r in rows if r["payload"]["execution_id"] == done["id"]]
+        return mine if len(mine) == 2 else None
+
+    rows = await eventually(notified, message="two notify triggers")
+    assert sorted(r["payload"]["route"] for r in rows) == ["chat", "ops"]
+    assert rows[0]["payload"]["message"] == "testpack.notifying finished: done"
+
+
+async def test_bad_rules_are_rejected_with_file_line_and_field(runtime: Runtime) -> None:
+    from pathlib import Path
+
+    runtime.packs.settings = runtime.settings.__class__(
+        **{
+            **runtime.settings.__dict__,
+            "packs_path": (str(Path(__file__).parent / "bad_fixtures"),),
+        }
+    )
+    (reg,) = await runtime.packs.register_all(["badrules"])
+    assert not reg.ok
+    text = "\n".join(str(i) for i in reg.issues)
+    assert (
+        "rules/bad_operator.yaml:8: criteria.trigger.body.a.type" in text and "frobnicate" in text
+    )
+    assert "rules/unknown_action.yaml:7: action.ref" in text and "nope.nothing" in text
+    assert "rules/bad_trigger_params.yaml" in text and "trigger.parameters.unit" in text
+    assert "rules/bad_template.yaml" in text and "action.parameters.cmd" in text
+    assert reg.counts["rules"] == 1  # the good rule of the same pack is registered
+    assert (await runtime.rules.get("badrules.good"))["enabled"] is True
