@@ -169,6 +169,8 @@ class RunnerHost:
         self._inflight: dict[str, _InFlight] = {}
         self._stopping = False
         self._heart: asyncio.Task[None] | None = None
+        #: Set when the claim loop has exited (stop() waits for it: no claim after stop).
+        self._claims_stopped = asyncio.Event()
         self.metrics: Any = None
         self._finishing: list[
             tuple[exrepo.Execution, str, Any, list[Any], asyncio.Future[bool]]
@@ -207,6 +209,7 @@ class RunnerHost:
             if not claimed or len(claimed) >= free:
                 # Nothing to do, or full: wait for work or a free slot ("runner" wake-up).
                 await self.wakeups.wait("runner", self.POLL_SECONDS)
+        self._claims_stopped.set()
 
     async def _claim(self, limit: int) -> list[exrepo.Execution]:
         now = utcnow()
@@ -399,6 +402,11 @@ class RunnerHost:
     async def stop(self) -> None:
         """Stop claiming; give running actions a grace period, then kill them."""
         self._stopping = True
+        if self._heart is not None:
+            # A claim in progress still starts what it took: wait for it before the snapshot.
+            self.wakeups.signal("runner")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._claims_stopped.wait(), 2 * self.POLL_SECONDS)
         tasks = [e.task for e in self._inflight.values()]
         if tasks:
             log.info("waiting up to %.0fs for %d running actions", self.SHUTDOWN_GRACE, len(tasks))

@@ -105,6 +105,7 @@ class WorkflowService:
         self._last_scan = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
+        self._stopped = asyncio.Event()
 
     # --- the terminal hook (inside the transaction that ends a child) --------------------------
 
@@ -164,9 +165,15 @@ class WorkflowService:
                 signaled = True
                 continue
             signaled = await self.wakeups.wait("workflow", self.CLAIM_SECONDS)
+        self._stopped.set()
 
     async def stop(self) -> None:
+        """Finish the current iteration (a start in progress commits), then stop."""
         self._stopping = True
+        if self._loop is not None:
+            self.wakeups.signal("workflow")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), 10)
 
     # --- starts --------------------------------------------------------------------------------
 

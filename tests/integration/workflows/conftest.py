@@ -73,8 +73,10 @@ def open_runtime(db_url: str, tmp_path: Path) -> Callable[..., Any]:
     generated = _generated_pack(tmp_path / "generated")
     packs = (str(FIXTURE_PACKS), str(generated))
 
-    async def _open(*, register: bool = True, **overrides: Any) -> Runtime:
-        rt = await Runtime.open(make_settings(home, url, packs, **overrides))
+    async def _open(
+        *, register: bool = True, extra_packs: tuple[str, ...] = (), **overrides: Any
+    ) -> Runtime:
+        rt = await Runtime.open(make_settings(home, url, (*packs, *extra_packs), **overrides))
         await rt.ensure_admin()
         if register:
             results = await rt.packs.register_all()
