@@ -39,6 +39,7 @@ __all__ = [
     "rules",
     "sensor_types",
     "storm_counters",
+    "stream_seq",
     "system_state",
     "timer_ticks",
     "tokens",
@@ -267,7 +268,12 @@ executions = sa.Table(
     _ts("lease_expires_at", nullable=True),
     sa.Column("attempt", sa.Integer, nullable=False, default=0),
     _team(),
+    #: Stream position of the latest change (``squall/store/stream.py``), and the position
+    #: the row was inserted at (set on its first update; ``NULL`` while never updated).
+    sa.Column("seq", sa.BigInteger, nullable=True),
+    sa.Column("created_seq", sa.BigInteger, nullable=True),
     sa.Index("ix_executions_created", "created_at"),
+    sa.Index("ix_executions_seq", "seq"),
     sa.Index("ix_executions_action_created", "action_ref", "created_at"),
     sa.Index("ix_executions_status_created", "status", "created_at"),
     sa.Index("ix_executions_parent", "parent_id"),
@@ -306,8 +312,14 @@ execution_output = sa.Table(
     sa.Column("stream", sa.String(16), nullable=False),
     sa.Column("data", sa.Text, nullable=False),
     _ts("created_at", nullable=False),
+    #: Stream position (``squall/store/stream.py``).
+    sa.Column("seq", sa.BigInteger, nullable=True),
     sa.Index("ix_execution_output_execution", "execution_id", "id"),
+    sa.Index("ix_execution_output_seq", "seq"),
 )
+
+#: PostgreSQL only: numbers the stream changes inside one transaction (``store/stream.py``).
+stream_seq = sa.Sequence("stream_seq", metadata=metadata)
 
 # --- datastore --------------------------------------------------------------------------------
 
