@@ -200,4 +200,12 @@ def render_shell_safe(template: str, context: Mapping[str, Any]) -> str:
     Raises:
         ExpressionError: rendering failed or an expression is in an unsupported position.
     """
-    return compile_template(rewrite_shell_template(template)).render(context)
+    rewritten = rewrite_shell_template(template)
+    try:
+        return compile_template(rewritten).render(context)
+    except ExpressionError as exc:
+        # Report the user's template, not the escaping rewrite of it.
+        message = exc.message.replace(rewritten, template)
+        for name in _FILTER_FOR_STATE.values():
+            message = message.replace(f" | {name}", "")
+        raise ExpressionError(message, hint=exc.hint) from exc
