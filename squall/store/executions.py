@@ -3,7 +3,8 @@
 An execution row *is* the work item: the scheduler claims ``requested`` rows, runner hosts
 claim ``scheduled`` rows with a lease, and finishing writes the result in the same
 transaction as the status change. Claims use ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on
-SQLite the single writer makes select-then-update atomic.
+SQLite the single writer makes select-then-update atomic. Every write that changes what users
+see stamps a stream position (``squall/store/stream.py``) in the same statement.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from squall.model.status import ACTIVE_STATUSES, TERMINAL_STATUSES, ExecutionStatus
+from squall.store import stream as positions
 from squall.store.schema import execution_output, executions
 
 __all__ = [
@@ -145,7 +147,7 @@ def _log_entry(status: str, now: datetime) -> dict[str, Any]:
 def insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert new executions (each a full row mapping, see :func:`new_row`)."""
     if rows:
-        conn.execute(executions.insert(), list(rows))
+        conn.execute(executions.insert().values(**positions.insert_values(conn)), list(rows))
 
 
 def new_row(
@@ -306,7 +308,12 @@ def _apply_transitions(conn: Connection, rows: list[Execution], values: Mapping[
     stmt = (
         executions.update()
         .where(executions.c.id == sa.bindparam("b_id"))
-        .values(status=sa.bindparam("b_status"), log=sa.bindparam("b_log"), **values)
+        .values(
+            status=sa.bindparam("b_status"),
+            log=sa.bindparam("b_log"),
+            **values,
+            **positions.update_values(conn),
+        )
     )
     conn.execute(stmt, [{"b_id": r.id, "b_status": r.status, "b_log": r.log} for r in rows])
 
@@ -439,6 +446,7 @@ def finish_many(
                 result_size=sa.bindparam("b_size"),
                 lease_owner=None,
                 lease_expires_at=None,
+                **positions.update_values(conn),
             ),
             params,
         )
@@ -468,7 +476,7 @@ def set_status(
     conn.execute(
         executions.update()
         .where(c.id == execution_id)
-        .values(status=status, log=ex.log, **dict(values or {}))
+        .values(status=status, log=ex.log, **dict(values or {}), **positions.update_values(conn))
     )
     return ex
 
@@ -561,7 +569,7 @@ def append_output(
     """Store output chunks ``(execution_id, stream, data)`` in order."""
     if chunks:
         conn.execute(
-            execution_output.insert(),
+            execution_output.insert().values(**positions.insert_values(conn)),
             [{"execution_id": e, "stream": s, "data": d, "created_at": now} for e, s, d in chunks],
         )
 

@@ -39,7 +39,6 @@ __all__ = [
     "rules",
     "sensor_types",
     "storm_counters",
-    "stream_seq",
     "system_state",
     "timer_ticks",
     "tokens",
@@ -317,9 +316,6 @@ execution_output = sa.Table(
     sa.Index("ix_execution_output_execution", "execution_id", "id"),
     sa.Index("ix_execution_output_seq", "seq"),
 )
-
-#: PostgreSQL only: numbers the stream changes inside one transaction (``store/stream.py``).
-stream_seq = sa.Sequence("stream_seq", metadata=metadata)
 
 # --- datastore --------------------------------------------------------------------------------
 

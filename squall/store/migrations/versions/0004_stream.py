@@ -5,9 +5,8 @@ Revises: 0003
 Create Date: 2026-12-01 09:00:00.000000
 
 Adds the stream position ``seq`` to executions (plus ``created_seq``, the position at which
-a row was inserted, kept on its first update) and to execution output chunks, and on
-PostgreSQL the ``stream_seq`` sequence that numbers changes inside one transaction. Existing
-rows keep ``NULL`` positions: the stream starts with the first change after the upgrade.
+a row was inserted, kept on its first update) and to execution output chunks. Existing rows
+keep ``NULL`` positions: the stream starts with the first change after the upgrade.
 See ``squall/store/stream.py`` and ``docs/stream.md``.
 """
 
@@ -25,8 +24,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(sa.schema.CreateSequence(sa.Sequence("stream_seq")))
     with op.batch_alter_table("executions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("seq", sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column("created_seq", sa.BigInteger(), nullable=True))
@@ -44,5 +41,3 @@ def downgrade() -> None:
         batch_op.drop_index("ix_executions_seq")
         batch_op.drop_column("created_seq")
         batch_op.drop_column("seq")
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(sa.schema.DropSequence(sa.Sequence("stream_seq")))
