@@ -90,6 +90,34 @@ class _TooLarge(Exception):
     pass
 
 
+class TrailingSlash:
+    """Serves ``/api/v1/keys/`` as ``/api/v1/keys`` (the st2 CLI adds trailing slashes).
+
+    Rewriting the path in place avoids a redirect round trip per CLI call; ``/api/v1/`` itself
+    is the API root and stays as it is.
+    """
+
+    PREFIXES = ("/api/v1/", "/auth/v1/", "/stream/v1/")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if (
+            scope["type"] == "http"
+            and len(path) > 1
+            and path.endswith("/")
+            and path.startswith(self.PREFIXES)
+            and path not in self.PREFIXES
+        ):
+            scope = dict(scope, path=path.rstrip("/"))
+            raw = scope.get("raw_path")
+            if raw:
+                scope["raw_path"] = raw.rstrip(b"/")
+        await self.app(scope, receive, send)
+
+
 class WebhookFastPath:
     """Serves ``POST /api/v1/webhooks/<hook>`` without the router and dependency machinery.
 
@@ -183,5 +211,6 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(module.router)
 
     app.add_middleware(WebhookFastPath)
+    app.add_middleware(TrailingSlash)
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
     return app

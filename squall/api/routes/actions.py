@@ -96,14 +96,26 @@ async def action_entry_point(ref_or_id: str, request: Request, principal: Auth) 
     return PlainTextResponse(text)
 
 
+def _runner_doc(name: str) -> dict[str, Any]:
+    # Runner types are built in: the name is their id (the st2 CLI reads ``id``).
+    return {"id": name, "uid": f"runner_type:{name}", **RUNNER_TYPES[name].as_api()}
+
+
 @router.get("/api/v1/runnertypes")
-async def list_runner_types(principal: Auth) -> Response:
-    return json_response([spec.as_api() for spec in RUNNER_TYPES.values()])
+async def list_runner_types(
+    principal: Auth, page: Paging, name: str | None = None, enabled: bool | None = None
+) -> Response:
+    docs = [_runner_doc(n) for n in RUNNER_TYPES if name in (None, n)]
+    if enabled is not None:
+        docs = [d for d in docs if d["enabled"] == enabled]
+    return json_response(
+        docs[page.offset : page.offset + page.limit],
+        headers={"X-Total-Count": str(len(docs)), "X-Limit": str(page.limit)},
+    )
 
 
 @router.get("/api/v1/runnertypes/{name}")
 async def get_runner_type(name: str, principal: Auth) -> Response:
-    spec = RUNNER_TYPES.get(name)
-    if spec is None:
+    if name not in RUNNER_TYPES:
         raise NotFoundError(f"runner type {name!r} not found")
-    return json_response(spec.as_api())
+    return json_response(_runner_doc(name))
