@@ -15,12 +15,18 @@ from squall import __version__
 from squall.api.deps import Auth, get_runtime
 from squall.api.routes import (
     actions,
+    aliases,
     auth,
+    configs,
     executions,
     inquiries,
     keys,
     packs,
+    policies,
     rules,
+    sensors,
+    timers,
+    traces,
     webhooks,
     workflows,
 )
@@ -208,6 +214,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         return json_response({"version": __version__, "docs_url": "/api/v1/docs"})
 
     for module in (auth, actions, executions, keys, packs, rules, webhooks, workflows, inquiries):
+        app.include_router(module.router)
+    for module in (aliases, configs, policies, sensors, timers, traces):
         app.include_router(module.router)
 
     app.add_middleware(WebhookFastPath)
