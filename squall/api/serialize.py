@@ -76,6 +76,11 @@ def execution_doc(
         doc["notify"] = ex.notify
     if ex.trace_tag:
         doc["trace_tag"] = ex.trace_tag
+    # Rule-triggered executions name their rule and trigger instance (StackStorm's fields).
+    for key in ("rule", "trigger_instance"):
+        value = ex.context.get(key) if isinstance(ex.context, dict) else None
+        if isinstance(value, dict) and value:
+            doc[key] = value
     if with_result and ex.result_blob is not None:
         doc["result"] = ex.result
         doc["liveaction"]["result"] = doc["result"]

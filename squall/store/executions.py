@@ -21,7 +21,7 @@ from sqlalchemy import Connection
 
 from squall.model.status import ACTIVE_STATUSES, TERMINAL_STATUSES, ExecutionStatus
 from squall.store import stream as positions
-from squall.store.schema import execution_output, executions
+from squall.store.schema import execution_output, executions, rule_enforcements, trigger_instances
 
 __all__ = [
     "Execution",
@@ -229,10 +229,41 @@ class ExecutionFilter:
     created_before: datetime | None = None
     runner: str | None = None
     ids: Sequence[str] = ()
+    #: Executions requested by a rule (ref or id), for a trigger instance, or for a trigger
+    #: (ref) or trigger type: looked up through the rule enforcements.
+    rule: str | None = None
+    trigger_instance: str | None = None
+    trigger: str | None = None
+    trigger_type: str | None = None
+    created_at: datetime | None = None
+
+    def _enforced(self) -> sa.ColumnElement[bool] | None:
+        if not (self.rule or self.trigger_instance or self.trigger or self.trigger_type):
+            return None
+        re_ = rule_enforcements.c
+        sub = sa.select(re_.execution_id).where(re_.execution_id.is_not(None))
+        if self.rule:
+            sub = sub.where(sa.or_(re_.rule_ref == self.rule, re_.rule_id == self.rule))
+        if self.trigger_instance:
+            sub = sub.where(re_.trigger_instance_id == self.trigger_instance)
+        if self.trigger or self.trigger_type:
+            ti = trigger_instances.c
+            inst = sa.select(ti.id)
+            if self.trigger:
+                inst = inst.where(ti.trigger == self.trigger)
+            if self.trigger_type:
+                inst = inst.where(ti.trigger_type == self.trigger_type)
+            sub = sub.where(re_.trigger_instance_id.in_(inst))
+        return executions.c.id.in_(sub)
 
     def clauses(self) -> list[sa.ColumnElement[bool]]:
         c = executions.c
         out: list[sa.ColumnElement[bool]] = []
+        enforced = self._enforced()
+        if enforced is not None:
+            out.append(enforced)
+        if self.created_at:
+            out.append(c.created_at == self.created_at)
         if self.action:
             out.append(c.action_ref == self.action)
         if self.status:

@@ -133,11 +133,21 @@ async def list_executions(
     timestamp_gt: str | None = None,
     timestamp_lt: str | None = None,
     show_all: bool = False,
-    sort_asc: bool = False,
+    sort_asc: Annotated[bool, Query(description="oldest first")] = False,
+    sort_desc: Annotated[bool, Query(description="newest first (the default)")] = False,
     include_attributes: Annotated[list[str] | None, Query()] = None,
     exclude_attributes: Annotated[list[str] | None, Query()] = None,
+    id: Annotated[list[str] | None, Query(description="execution ids")] = None,
+    liveaction: Annotated[str | None, Query(description="same as id")] = None,
+    rule: Annotated[str | None, Query(description="requested by this rule (ref or id)")] = None,
+    trigger_instance: str | None = None,
+    trigger: Annotated[str | None, Query(description="trigger ref")] = None,
+    trigger_type: str | None = None,
+    timestamp: Annotated[str | None, Query(description="exact start timestamp")] = None,
+    show_secrets: bool = False,
 ) -> Response:
     rt = get_runtime(request)
+    ids = _split(id) + ([liveaction] if liveaction else [])
     flt = ExecutionFilter(
         action=action,
         status=_split(status),
@@ -147,6 +157,12 @@ async def list_executions(
         runner=runner,
         created_after=_parse_ts(timestamp_gt, "timestamp_gt"),
         created_before=_parse_ts(timestamp_lt, "timestamp_lt"),
+        ids=ids,
+        rule=rule,
+        trigger_instance=trigger_instance,
+        trigger=trigger,
+        trigger_type=trigger_type,
+        created_at=_parse_ts(timestamp, "timestamp"),
     )
     include = _split(include_attributes)
     exclude = _split(exclude_attributes)
@@ -155,15 +171,20 @@ async def list_executions(
     )
 
     def _read(conn: Connection) -> Any:
-        total = exrepo.count(conn, flt)
         rows = exrepo.list_executions(
             conn,
             flt,
             limit=page.limit,
             offset=page.offset,
-            ascending=sort_asc,
+            ascending=sort_asc and not sort_desc,
             with_result=with_result,
         )
+        # X-Total-Count is exact. A page that is not full ends the list, so its total is known
+        # without counting; otherwise the count reads one covering index (see the schema).
+        if (rows and len(rows) < page.limit) or (not rows and page.offset == 0):
+            total = page.offset + len(rows)
+        else:
+            total = exrepo.count(conn, flt)
         return total, rows
 
     total, rows = await rt.db.read(_read)
@@ -216,6 +237,59 @@ async def get_execution(
     ex, bundle = await _load(rt, execution_id)
     doc = execution_doc(ex, bundle, api_url=rt.settings.api_url)
     return json_response(project(doc, _split(include_attributes), _split(exclude_attributes)))
+
+
+@router.get("/views/filters")
+async def execution_filters(
+    request: Request,
+    principal: Auth,
+    types: Annotated[list[str] | None, Query(description="filters to return")] = None,
+) -> Response:
+    """Distinct values of the history filters (for a UI's drop-downs)."""
+    from squall.model.status import ExecutionStatus
+
+    wanted = set(_split(types)) or {"action", "status", "user", "runner", "rule", "trigger_type"}
+    columns = {"action": "action_ref", "user": "user", "runner": "runner_type"}
+
+    def _read(conn: Connection) -> dict[str, list[str]]:
+        import sqlalchemy as sa
+
+        from squall.store.schema import executions, rule_enforcements, trigger_instances
+
+        out: dict[str, list[str]] = {}
+        for name, column in columns.items():
+            if name in wanted:
+                col = executions.c[column]
+                out[name] = [
+                    v for v in conn.execute(sa.select(col).distinct().order_by(col)).scalars()
+                ]
+        if "rule" in wanted:
+            col = rule_enforcements.c.rule_ref
+            out["rule"] = list(conn.execute(sa.select(col).distinct().order_by(col)).scalars())
+        if "trigger_type" in wanted:
+            col = trigger_instances.c.trigger_type
+            out["trigger_type"] = list(
+                conn.execute(sa.select(col).distinct().order_by(col)).scalars()
+            )
+        return out
+
+    doc = await get_runtime(request).db.read(_read)
+    if "status" in wanted:
+        doc["status"] = [str(s) for s in ExecutionStatus]
+    return json_response(doc)
+
+
+@router.get("/{execution_id}/attribute/{attribute}")
+async def get_attribute(
+    execution_id: str, attribute: str, request: Request, principal: Auth
+) -> Response:
+    """One top-level attribute of an execution (``status``, ``result``, ``parameters`` …)."""
+    rt = get_runtime(request)
+    ex, bundle = await _load(rt, execution_id)
+    doc = execution_doc(ex, bundle, api_url=rt.settings.api_url)
+    if attribute not in doc:
+        raise NotFoundError(f"execution {execution_id} has no attribute {attribute!r}")
+    return json_response(doc[attribute])
 
 
 @router.get("/{execution_id}/result")
