@@ -201,6 +201,9 @@ class ChainRun(Run):
         status = self.stepper.status
         return status if status in TERMINAL_STATUSES else st.FAILED
 
+    def waits_on_one(self) -> bool:
+        return self.active is not None and not self.finished
+
     def result(self) -> Any:
         return self.stepper.result
 

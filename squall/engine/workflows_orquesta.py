@@ -41,6 +41,9 @@ class OrquestaRun(Run):
         self.workflow = workflow
         self.conductor: WorkflowConductor
         self._full_save = False
+        #: Staged tasks (and with-items tasks) that have rows, to skip needless deletes.
+        self.staged_rows: set[str] = set()
+        self.item_keys: set[str] = set()
         user = self.info.user
         self.kv = kv_lookup(
             self._conn, user, env.cipher, lambda: env.actions.is_admin(self._conn(), user)
@@ -65,6 +68,11 @@ class OrquestaRun(Run):
         run = cls(env, row, workflow)
         run.conn = conn
         document = wfrepo.load_state(conn, row)
+        for staged in document["staged"]:
+            key = f"{staged['id']}__r{staged['route']}"
+            run.staged_rows.add(key)
+            if isinstance(staged.get("items"), dict):
+                run.item_keys.add(key)
         run.conductor = WorkflowConductor.from_state(workflow, document, kv_lookup=run.kv)
         return run
 
@@ -269,6 +277,14 @@ class OrquestaRun(Run):
             return st.RUNNING
         return status
 
+    def waits_on_one(self) -> bool:
+        state = self.conductor.state
+        if len(state.active) != 1 or self.finished:
+            return False
+        entry = next(iter(state.active.values()))
+        staged = state.staged.get((entry.task_id, entry.route))
+        return staged is None or staged.items is None or staged.items.active <= 1
+
     def result(self) -> Any:
         conductor = self.conductor
         result: dict[str, Any] = {"output": conductor.output}
@@ -284,9 +300,19 @@ class OrquestaRun(Run):
             wfrepo.save_document(tx.conn, self.id, document)
             changes["header"] = conductor.state.header()
             changes["static"] = {"input": document["input"], "context": document["context"]}
+            self.staged_rows = {f"{t['id']}__r{t['route']}" for t in document["staged"]}
+            self.item_keys = {
+                f"{t['id']}__r{t['route']}" for t in document["staged"] if t.get("items")
+            }
             self._full_save = False
         else:
-            wfrepo.save_changes(tx.conn, self.id, changes)
+            wfrepo.save_changes(
+                tx.conn,
+                self.id,
+                changes,
+                staged_rows=self.staged_rows,
+                item_keys=self.item_keys,
+            )
         wfrepo.save_header(
             tx.conn,
             self.id,

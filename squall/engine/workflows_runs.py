@@ -143,6 +143,10 @@ class Run(abc.ABC):
     def crash(self, tx: Txn, message: str) -> None:
         """Record an internal error and end the run as failed."""
 
+    @abc.abstractmethod
+    def waits_on_one(self) -> bool:
+        """Whether exactly one child is active (its completion is all the run waits for)."""
+
     # --- shared -------------------------------------------------------------------------------
 
     @property

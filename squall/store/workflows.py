@@ -27,6 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
+from sqlalchemy.dialects import postgresql, sqlite
 
 from squall.store.schema import (
     executions,
@@ -41,6 +42,7 @@ __all__ = [
     "WorkflowEvent",
     "WorkflowRow",
     "add_event",
+    "consume_events",
     "definition_hash",
     "delete_events",
     "events_for",
@@ -50,6 +52,7 @@ __all__ = [
     "insert_workflow",
     "load_state",
     "lock_workflows",
+    "pending_events",
     "pending_workflows",
     "put_definition",
     "save_changes",
@@ -164,12 +167,31 @@ def lock_workflows(
     """Lock the header rows of ``ids`` (rows another engine holds are skipped by default)."""
     if not ids:
         return []
-    stmt = (
-        sa.select(workflow_executions)
-        .where(_W.id.in_(list(ids)))
-        .with_for_update(skip_locked=skip_locked)
-    )
+    where = _W.id == ids[0] if len(ids) == 1 else _W.id.in_(list(ids))
+    stmt = sa.select(workflow_executions).where(where).with_for_update(skip_locked=skip_locked)
     return [WorkflowRow.from_row(r) for r in conn.execute(stmt).all()]
+
+
+def _header_statement(header: bool, static: bool) -> Any:
+    key = (header, static)
+    stmt = _HEADER.get(key)
+    if stmt is None:
+        values: dict[str, Any] = {
+            "status": sa.bindparam("b_status"),
+            "version": sa.bindparam("b_version"),
+            "updated_at": sa.bindparam("b_now"),
+        }
+        if header:
+            values["header"] = sa.bindparam("b_header")
+        if static:
+            values["static"] = sa.bindparam("b_static")
+        stmt = _HEADER[key] = (
+            workflow_executions.update().where(_W.id == sa.bindparam("b_id")).values(**values)
+        )
+    return stmt
+
+
+_HEADER: dict[tuple[bool, bool], Any] = {}
 
 
 def save_header(
@@ -183,16 +205,53 @@ def save_header(
     static: Mapping[str, Any] | None = None,
 ) -> None:
     """Write the status (and header/static when given) and the new version."""
-    values: dict[str, Any] = {"status": status, "version": version, "updated_at": now}
+    params: dict[str, Any] = {
+        "b_id": workflow_id,
+        "b_status": status,
+        "b_version": version,
+        "b_now": now,
+    }
     if header is not None:
-        values["header"] = dict(header)
+        params["b_header"] = dict(header)
     if static is not None:
-        values["static"] = dict(static)
-    conn.execute(workflow_executions.update().where(_W.id == workflow_id).values(**values))
+        params["b_static"] = dict(static)
+    conn.execute(_header_statement(header is not None, static is not None), params)
 
 
-def save_changes(conn: Connection, workflow_id: str, changes: Mapping[str, Any]) -> None:
-    """Write the parts of a ``pop_changes()`` change set (the header is the caller's)."""
+def _upsert_parts(conn: Connection) -> Any:
+    """The prebuilt ``INSERT … ON CONFLICT DO UPDATE`` for parts, per dialect."""
+    name = conn.dialect.name
+    stmt = _UPSERT.get(name)
+    if stmt is None:
+        base: Any = (
+            postgresql.insert(workflow_parts)
+            if name == "postgresql"
+            else sqlite.insert(workflow_parts)
+        )
+        stmt = _UPSERT[name] = base.on_conflict_do_update(
+            index_elements=["workflow_id", "kind", "key"], set_={"doc": base.excluded.doc}
+        )
+    return stmt
+
+
+_UPSERT: dict[str, Any] = {}
+
+
+def save_changes(
+    conn: Connection,
+    workflow_id: str,
+    changes: Mapping[str, Any],
+    *,
+    staged_rows: set[str] | None = None,
+    item_keys: set[str] | None = None,
+) -> None:
+    """Write the parts of a ``pop_changes()`` change set (the header is the caller's).
+
+    Args:
+        staged_rows: staged keys that have a row (updated here); a task staged and started
+            within one transaction then costs no write at all. None: unknown, delete always.
+        item_keys: staged keys that have item rows (updated here).
+    """
     rows: list[dict[str, Any]] = []
 
     def put(kind: str, key: Any, doc: Any) -> None:
@@ -207,9 +266,12 @@ def save_changes(conn: Connection, workflow_id: str, changes: Mapping[str, Any])
     removed: list[str] = []
     for key, staged in changes.get("staged", {}).items():
         if staged is None:
-            removed.append(key)
+            if staged_rows is None or key in staged_rows:
+                removed.append(key)
         else:
             put("g", key, staged)
+            if staged_rows is not None:
+                staged_rows.add(key)
     fresh: list[str] = []
     for key, items in changes.get("items", {}).items():
         put("m", key, items["meta"])
@@ -218,11 +280,28 @@ def save_changes(conn: Connection, workflow_id: str, changes: Mapping[str, Any])
             fresh.append(key)
         for idx, item in items["items"].items():
             put("i", f"{key}#{idx}", item)
-    if removed or fresh:
-        _drop_items(conn, workflow_id, removed, fresh)
+    if removed:
+        with_items = [k for k in removed if item_keys is None or k in item_keys]
+        conn.execute(
+            workflow_parts.delete().where(
+                _P.workflow_id == workflow_id,
+                _P.kind.in_(["g", "m", "v"]),
+                _P.key.in_(removed),
+            )
+        )
+        _drop_items(conn, workflow_id, with_items)
+        for key in removed:
+            if staged_rows is not None:
+                staged_rows.discard(key)
+            if item_keys is not None:
+                item_keys.discard(key)
+    restarted = [k for k in fresh if item_keys is None or k in item_keys]
+    _drop_items(conn, workflow_id, restarted)
+    if item_keys is not None:
+        item_keys.update(fresh)
     if rows:
-        # One statement per batch; a change set never names the same part twice.
-        upsert(conn, workflow_parts, rows, keys=["workflow_id", "kind", "key"], update=["doc"])
+        # One statement for the batch; a change set never names the same part twice.
+        conn.execute(_upsert_parts(conn), rows)
 
 
 def save_document(conn: Connection, workflow_id: str, document: Mapping[str, Any]) -> None:
@@ -255,33 +334,18 @@ def save_document(conn: Connection, workflow_id: str, document: Mapping[str, Any
     save_changes(conn, workflow_id, changes)
 
 
-def _drop_items(
-    conn: Connection, workflow_id: str, removed: Iterable[str], restarted: Iterable[str]
-) -> None:
-    """Delete the parts of unstaged tasks, and the old items of restarted with-items tasks."""
-    for key in removed:
-        conn.execute(
-            workflow_parts.delete().where(
-                _P.workflow_id == workflow_id,
-                sa.or_(
-                    sa.and_(_P.kind.in_(["g", "m", "v"]), _P.key == key),
-                    sa.and_(_P.kind == "i", _P.key.like(_like_items(key), escape="\\")),
-                ),
-            )
-        )
-    for key in restarted:
+def _drop_items(conn: Connection, workflow_id: str, keys: Iterable[str]) -> None:
+    """Delete the item rows of ``keys`` (``task__rN#…``; LIKE, as PostgreSQL collations do
+    not order punctuation bytewise)."""
+    for key in keys:
+        escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         conn.execute(
             workflow_parts.delete().where(
                 _P.workflow_id == workflow_id,
                 _P.kind == "i",
-                _P.key.like(_like_items(key), escape="\\"),
+                _P.key.like(escaped + "#%", escape="\\"),
             )
         )
-
-
-def _like_items(key: str) -> str:
-    escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "#%"
 
 
 def load_state(conn: Connection, row: WorkflowRow) -> dict[str, Any]:
@@ -370,17 +434,29 @@ def pending_workflows(conn: Connection, *, limit: int) -> list[str]:
     return [r.workflow_id for r in conn.execute(stmt).all()]
 
 
+def pending_events(conn: Connection, *, limit: int) -> list[WorkflowEvent]:
+    """The oldest queued events of every run (one query for a processing round)."""
+    rows = conn.execute(sa.select(workflow_events).order_by(_E.id).limit(limit)).all()
+    return [_event(r) for r in rows]
+
+
+def _event(r: Any) -> WorkflowEvent:
+    return WorkflowEvent(
+        r.id, r.workflow_id, r.kind, dict(r.data), bytes(r.result) if r.result else None
+    )
+
+
+def consume_events(conn: Connection, workflow_id: str, upto: int) -> None:
+    """Delete a run's events up to id ``upto`` (those a transaction applied)."""
+    conn.execute(workflow_events.delete().where(_E.workflow_id == workflow_id, _E.id <= upto))
+
+
 def events_for(conn: Connection, workflow_id: str, *, limit: int = 5000) -> list[WorkflowEvent]:
     """Queued events of one run, oldest first."""
     rows = conn.execute(
         sa.select(workflow_events).where(_E.workflow_id == workflow_id).order_by(_E.id).limit(limit)
     ).all()
-    return [
-        WorkflowEvent(
-            r.id, r.workflow_id, r.kind, dict(r.data), bytes(r.result) if r.result else None
-        )
-        for r in rows
-    ]
+    return [_event(r) for r in rows]
 
 
 def delete_events(conn: Connection, ids: Sequence[int]) -> None:

@@ -147,3 +147,24 @@ def test_cli_inspect_and_rehearse(tmp_path: Path, capsys: pytest.CaptureFixture[
     spec = CORPUS / "specs" / "sequential__success.yaml"
     assert cli(["workflow", "rehearse", "-p", str(CORPUS), str(spec)]) == 0
     assert "PASS" in capsys.readouterr().out
+
+
+async def test_an_engine_error_fails_the_workflow_instead_of_sticking(
+    wf: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from squall.engine.workflows_orquesta import OrquestaRun
+
+    original = OrquestaRun.apply
+
+    def broken(self: OrquestaRun, tx: Any, event: Any) -> None:
+        if event.data.get("task_id") == "shout":
+            raise RuntimeError("boom")
+        original(self, tx, event)
+
+    monkeypatch.setattr(OrquestaRun, "apply", broken)
+    doc = await wf.run("wftest.sequential")
+    assert doc["status"] == "failed"
+    messages = [e["message"] for e in doc["result"]["errors"]]
+    assert any("Internal error" in m and "boom" in m for m in messages), messages
+    names = [c["context"]["orquesta"]["task_name"] for c in await wf.children(doc["id"])]
+    assert names == ["greet", "shout"]  # nothing started after the failure
