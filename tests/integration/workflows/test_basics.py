@@ -144,3 +144,13 @@ async def test_parallel_200_branches_complete_concurrently(wf: Any) -> None:
     kids = await wf.children(doc["id"])
     assert len(kids) == 202
     assert sum(1 for c in kids if c["context"]["orquesta"]["task_name"] == "join") == 1
+
+
+async def test_publish_error_names_the_task_transition_and_expression(wf: Any) -> None:
+    doc = await wf.run("wftest.publish_error")
+    assert doc["status"] == "failed"
+    (error,) = doc["result"]["errors"]
+    assert error["task_id"] == "first" and error["task_transition_id"] == "second__t0"
+    assert "<% result().missing.deeper %>" in error["message"]
+    names = [c["context"]["orquesta"]["task_name"] for c in await wf.children(doc["id"])]
+    assert names == ["first"]

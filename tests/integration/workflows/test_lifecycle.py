@@ -168,3 +168,24 @@ async def test_an_engine_error_fails_the_workflow_instead_of_sticking(
     assert any("Internal error" in m and "boom" in m for m in messages), messages
     names = [c["context"]["orquesta"]["task_name"] for c in await wf.children(doc["id"])]
     assert names == ["greet", "shout"]  # nothing started after the failure
+
+
+async def test_two_engines_share_one_database(open_runtime: Any, db_url: str) -> None:
+    """On PostgreSQL several processes run the workflow role: completions of one workflow
+    processed by either engine never race (row lock + version)."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("one process per SQLite home")
+    first = await open_runtime()
+    second = await open_runtime(register=False)
+    api = await client_for(first)
+    try:
+        wf = Client(api)
+        doc = await wf.wait(await wf.start("wfgen.parallel200"), timeout=90)
+        assert doc["status"] == "succeeded", doc.get("result")
+        assert doc["result"]["output"] == {"total": sum(range(200))}
+        kids = await wf.children(doc["id"])
+        assert len(kids) == 202 and all(c["status"] == "succeeded" for c in kids)
+    finally:
+        await api.aclose()
+        await second.close()
+        await first.close()
