@@ -151,7 +151,8 @@ def test_execution_tail(server: Server) -> None:
         pytest.skip(
             "st2 execution tail needs GET /stream/v1/stream (the event stream is not built yet)"
         )
-    execution_id = _run_async(server, "core.local", "cmd=echo one; sleep 1; echo two")
+    # `st2 execution tail` prints what arrives after it connects: the output starts later.
+    execution_id = _run_async(server, "core.local", "cmd=sleep 2; echo one; sleep 1; echo two")
     out = server.st2("execution", "tail", execution_id, timeout=60).stdout
     assert "one" in out and "two" in out
     assert "succeeded" in out

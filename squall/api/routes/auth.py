@@ -18,7 +18,7 @@ router = APIRouter(tags=["auth"])
 
 
 class ValidateRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     token: str
 

@@ -23,9 +23,14 @@ router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
 
 
 class ExecutionRequest(BaseModel):
-    """Body of ``POST /api/v1/executions`` (StackStorm's ActionExecution create)."""
+    """Body of ``POST /api/v1/executions`` (StackStorm's ExecutionRequest = LiveAction + user).
 
-    model_config = ConfigDict(extra="allow")
+    Unknown fields are refused (400 naming them). LiveAction's read-only fields (``id``,
+    ``status``, timestamps, ``result`` …) are accepted and ignored: clients that send back a
+    document they read must keep working.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     action: str = Field(description="action ref, e.g. core.local")
     parameters: dict[str, Any] = Field(default_factory=dict)
@@ -34,21 +39,33 @@ class ExecutionRequest(BaseModel):
     delay: int | None = Field(default=None, ge=0, description="delay in milliseconds")
     user: str | None = None
     trace_tag: str | None = None
+    id: str | None = Field(default=None, description="ignored (read-only)")
+    status: str | None = Field(default=None, description="ignored (read-only)")
+    start_timestamp: str | None = Field(default=None, description="ignored (read-only)")
+    end_timestamp: str | None = Field(default=None, description="ignored (read-only)")
+    action_is_workflow: bool | None = Field(default=None, description="ignored (read-only)")
+    result: Any = Field(default=None, description="ignored (read-only)")
+    callback: dict[str, Any] | None = Field(default=None, description="ignored (read-only)")
+    runner_info: dict[str, Any] | None = Field(default=None, description="ignored (read-only)")
 
 
 class StatusUpdate(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """Body of ``PUT /api/v1/executions/{id}``: ``canceling``, ``pausing`` or ``resuming``."""
+
+    model_config = ConfigDict(extra="forbid")
 
     status: str
+    result: dict[str, Any] | None = None
 
 
 class ReRunRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     parameters: dict[str, Any] = Field(default_factory=dict)
     tasks: list[str] = Field(default_factory=list)
     reset: list[str] = Field(default_factory=list)
     delay: int | None = Field(default=None, ge=0)
+    user: str | None = Field(default=None, description="ignored: re-runs run as the caller")
 
 
 async def _bundles(rt: Runtime, rows: list[Execution]) -> dict[str, ActionBundle]:

@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api/v1/inquiries", tags=["inquiries"])
 class InquiryResponse(BaseModel):
     """Body of ``PUT /api/v1/inquiries/{id}`` (StackStorm's InquiryResponseResult)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     id: str | None = None
     response: Any = None

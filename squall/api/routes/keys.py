@@ -16,7 +16,11 @@ router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
 
 
 class KeyRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """Body of ``PUT /api/v1/keys/{name}`` (StackStorm's KeyValuePairRequest); unknown fields
+    are refused, the read-only fields of a key read back (``id``, ``uid``,
+    ``expire_timestamp``) are accepted and ignored."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str | None = None
     value: Any = Field(description="the value (a string)")
@@ -25,6 +29,9 @@ class KeyRequest(BaseModel):
     scope: str | None = None
     user: str | None = None
     ttl: int | None = Field(default=None, gt=0)
+    id: str | None = Field(default=None, description="ignored (read-only)")
+    uid: str | None = Field(default=None, description="ignored (read-only)")
+    expire_timestamp: str | None = Field(default=None, description="ignored (read-only)")
 
 
 @router.get("")

@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/v1/packs", tags=["packs"])
 
 
 class RegisterRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     packs: list[str] | None = Field(default=None, description="pack refs; all when omitted")
     types: list[str] | None = None
@@ -65,7 +65,7 @@ async def register_packs(body: RegisterRequest, request: Request, principal: Adm
 
 
 class UninstallRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     packs: list[str] = Field(description="pack refs to remove")
 
