@@ -29,6 +29,15 @@ def _split_list(value: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in value.split(",") if p.strip())
 
 
+def _bool(value: str) -> bool:
+    low = value.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable about one Squall process."""
@@ -69,6 +78,14 @@ class Settings:
     output_flush_interval: float = 0.1
     #: Roles this process runs (``all`` or a subset).
     roles: tuple[str, ...] = ("all",)
+    #: PostgreSQL connections kept per process (as many again may open under load);
+    #: 0 sizes the pool by role: 8 with the API, else 3.
+    db_pool_size: int = 0
+    #: Seconds a stopping runner host lets running actions finish before it abandons them.
+    shutdown_grace: float = 10.0
+    #: ``squall serve`` on PostgreSQL migrates an older schema itself (under an advisory
+    #: lock) instead of asking for ``squall db upgrade``.
+    auto_migrate: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -135,6 +152,9 @@ _ENV: dict[str, tuple[str, Any]] = {
     "SQUALL_LOG_FORMAT": ("log_format", str),
     "SQUALL_LOG_LEVEL": ("log_level", str),
     "SQUALL_ROLES": ("roles", _split_list),
+    "SQUALL_DB_POOL_SIZE": ("db_pool_size", int),
+    "SQUALL_SHUTDOWN_GRACE": ("shutdown_grace", float),
+    "SQUALL_AUTO_MIGRATE": ("auto_migrate", _bool),
 }
 
 _FIELD_TYPES = {f.name: f for f in fields(Settings)}

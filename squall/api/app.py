@@ -25,6 +25,7 @@ from squall.api.routes import (
     policies,
     rules,
     sensors,
+    service_registry,
     timers,
     traces,
     webhooks,
@@ -217,6 +218,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(module.router)
     for module in (aliases, configs, policies, sensors, timers, traces):
         app.include_router(module.router)
+    app.include_router(service_registry.router)
 
     app.add_middleware(WebhookFastPath)
     app.add_middleware(TrailingSlash)

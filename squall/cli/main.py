@@ -7,7 +7,16 @@ import sys
 from collections.abc import Sequence
 
 from squall import __version__
-from squall.cli.commands import auth, content, executions, keys, rules, server, workflows
+from squall.cli.commands import (
+    auth,
+    content,
+    executions,
+    keys,
+    rules,
+    server,
+    status,
+    workflows,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -22,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"squall {__version__}")
     parser.add_argument("--url", help="server URL (overrides SQUALL_URL)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (server, executions, content, keys, rules, auth, workflows):
+    for module in (server, executions, content, keys, rules, auth, workflows, status):
         module.register(sub)
     return parser
 

@@ -5,8 +5,9 @@
   shortly) or are canceled.
 * ``action.concurrency.attr`` — the same per combination of the parameter values named in
   ``attributes``.
-* ``action.retry {retry_on: failure|timeout, max_retry_count, delay}`` — a failed (or timed
-  out) execution is run again as a new execution, up to ``max_retry_count`` times.
+* ``action.retry {retry_on: failure|timeout|abandoned, max_retry_count, delay}`` — a failed
+  (or timed out, or abandoned: its runner died) execution is run again as a new execution, up
+  to ``max_retry_count`` times. ``abandoned`` is Squall's addition.
 
 Both are applied inside the transactions that change the executions (the scheduler's claim,
 the terminal transition), so they survive restarts and never race with themselves.
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 
 _S = ExecutionStatus
 _ACTIVE = [_S.SCHEDULED, _S.RUNNING, _S.CANCELING, _S.PAUSING, _S.PAUSED, _S.RESUMING]
+#: The status each ``retry_on`` value retries.
+_RETRY_ON = {"failure": _S.FAILED, "timeout": _S.TIMEOUT, "abandoned": _S.ABANDONED}
 #: How long a delayed execution waits before the scheduler checks its policy again.
 RECHECK = timedelta(seconds=0.5)
 
@@ -64,7 +67,11 @@ POLICY_TYPES: dict[str, dict[str, Any]] = {
     "action.retry": {
         "description": "Run a failed or timed out execution again.",
         "parameters": {
-            "retry_on": {"type": "string", "enum": ["failure", "timeout"], "required": True},
+            "retry_on": {
+                "type": "string",
+                "enum": ["failure", "timeout", "abandoned"],
+                "required": True,
+            },
             "max_retry_count": {"type": "integer", "minimum": 0, "default": 2},
             "delay": {"type": "number", "minimum": 0, "default": 0},
         },
@@ -256,7 +263,7 @@ class PolicyService:
         for policy in self._by_action.get(ex.action_ref, ()):
             if policy.type != "action.retry":
                 continue
-            wanted = _S.FAILED if policy.params["retry_on"] == "failure" else _S.TIMEOUT
+            wanted = _RETRY_ON.get(policy.params["retry_on"], _S.FAILED)
             if ex.status != wanted or ex.attempt >= int(policy.params["max_retry_count"]):
                 continue
             now = utcnow()

@@ -11,11 +11,17 @@ Each batch:
    counters and the instances' ``processed`` status. The (trigger instance, rule) unique
    constraint makes a replayed batch harmless: an enforcement that exists is skipped with its
    execution, so each pair is enforced exactly once.
+
+Several rules processes share the queue (``FOR UPDATE SKIP LOCKED``). One that stops finishes
+its batch and returns any claim it still holds; one whose batch failed (the database went
+away) returns its claims as soon as it can write again; one that dies leaves claims that any
+rules process returns to ``pending`` once their lease expired.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,7 +36,7 @@ from squall.engine.datastore import DatastoreService
 from squall.engine.executions import ExecutionService
 from squall.engine.triggers import TriggerService
 from squall.engine.wakeup import Wakeups
-from squall.errors import DomainError, RuleError
+from squall.errors import DomainError, RuleError, StoreError
 from squall.expr.kv import render_with_kv
 from squall.model.ids import new_id
 from squall.rules import CompiledRule, RuleSet, compile_rule
@@ -80,6 +86,8 @@ class RulesEngine:
 
     BATCH = 256
     POLL_SECONDS = 0.5
+    #: How often expired claims (of a rules process that died) are returned to the queue.
+    RELEASE_SECONDS = 2.0
 
     def __init__(
         self,
@@ -105,6 +113,10 @@ class RulesEngine:
         self.metrics: Any = None
         self._version = -1
         self._checked = -1e9
+        self._stopping = False
+        self._stopped = asyncio.Event()
+        #: Trigger instances of the batch being processed (``squall status``).
+        self.in_flight = 0
 
     def invalidate(self) -> None:
         """Rules changed in this process: reload before the next batch."""
@@ -137,8 +149,12 @@ class RulesEngine:
         )
         if not claimed:
             return 0
-        plans = [await self._plan(ti) for ti in claimed]
-        created = await self.db.write(lambda conn: self._apply(conn, plans))
+        self.in_flight = len(claimed)
+        try:
+            plans = [await self._plan(ti) for ti in claimed]
+            created = await self.db.write(lambda conn: self._apply(conn, plans))
+        finally:
+            self.in_flight = 0
         self.executions.signal_new(created)
         return len(claimed)
 
@@ -324,21 +340,51 @@ class RulesEngine:
 
     # --- loop ---------------------------------------------------------------------------------
 
+    async def _release_own(self) -> int:
+        """Return this process's claims to the queue (nothing of them is in progress)."""
+        count = await self.db.write(lambda conn: events.release_claims(conn, owner=self.owner))
+        if count:
+            log.info("returned %d claimed trigger instances to the queue", count)
+        return count
+
     async def run(self) -> None:
         released_at = 0.0
         loop = asyncio.get_running_loop()
-        while True:
-            try:
-                if loop.time() - released_at > self.lease.total_seconds() / 3:
-                    released_at = loop.time()
-                    await self._release_expired()
-                count = await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("rules engine batch failed; retrying")
-                await asyncio.sleep(1.0)
-                continue
-            if count >= self.BATCH:
-                continue
-            await self.wakeups.wait("rules", self.POLL_SECONDS)
+        every = min(self.RELEASE_SECONDS, self.lease.total_seconds() / 3)
+        failed = False
+        try:
+            while not self._stopping:
+                try:
+                    if failed:
+                        await self._release_own()
+                        failed = False
+                    if loop.time() - released_at > every:
+                        released_at = loop.time()
+                        await self._release_expired()
+                    count = await self.tick()
+                except asyncio.CancelledError:
+                    raise
+                except StoreError as exc:
+                    log.warning("rules engine batch failed (%s); retrying", exc)
+                    failed = True
+                    await asyncio.sleep(1.0)
+                    continue
+                except Exception:
+                    log.exception("rules engine batch failed; retrying")
+                    failed = True
+                    await asyncio.sleep(1.0)
+                    continue
+                if count >= self.BATCH:
+                    continue
+                await self.wakeups.wait("rules", self.POLL_SECONDS)
+        finally:
+            self._stopped.set()
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Finish the batch in progress, then return any claim still held."""
+        self._stopping = True
+        self.wakeups.signal("rules", local=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), timeout)
+        with contextlib.suppress(Exception):
+            await self._release_own()

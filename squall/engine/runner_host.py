@@ -30,7 +30,7 @@ from squall.engine.executions import ActionBundle, ExecutionService
 from squall.engine.output import BufferSink, OutputBuffer
 from squall.engine.virtualenvs import virtualenv_python
 from squall.engine.wakeup import Wakeups
-from squall.errors import DomainError, SquallError
+from squall.errors import DomainError, SquallError, StoreError
 from squall.model.status import ExecutionStatus
 from squall.runners.base import RunContext, RunResult
 from squall.runners.registry import RunnerRegistry
@@ -139,7 +139,6 @@ class RunnerHost:
     """Service loop of the ``runner`` role."""
 
     POLL_SECONDS = 1.0
-    SHUTDOWN_GRACE = 10.0
 
     def __init__(
         self,
@@ -164,6 +163,7 @@ class RunnerHost:
         self.runners = runners
         self.owner = owner
         self.capacity = max(1, settings.runner_concurrency)
+        self.shutdown_grace = settings.shutdown_grace
         self.lease = timedelta(seconds=settings.lease_seconds)
         self.output = OutputBuffer(db, interval=settings.output_flush_interval)
         self._inflight: dict[str, _InFlight] = {}
@@ -290,7 +290,7 @@ class RunnerHost:
             if token is not None:
                 with contextlib.suppress(Exception):
                     await self.auth.revoke_token(token)
-            self.wakeups.signal("runner")
+            self.wakeups.signal("runner", local=True)  # a free slot: only ours to fill
 
     async def _context(
         self, ex: exrepo.Execution, bundle: ActionBundle
@@ -383,7 +383,7 @@ class RunnerHost:
             chunks = [c for _ex, _s, _r, cs, _f in batch for c in cs]
             write = functools.partial(self._write_finished, items=items, chunks=chunks, now=now)
             try:
-                written = await self.db.write(write)
+                written = await self._write_results(write)
             except Exception:
                 log.exception("could not record the results of %d executions", len(batch))
                 written = set()
@@ -397,6 +397,23 @@ class RunnerHost:
                 if not fut.done():
                     fut.set_result(ex.id in written)
 
+    async def _write_results(self, write: Any) -> set[str]:
+        """Write finished results, retrying while the database is away (a restart, a lost
+        connection) for as long as our leases can still be valid."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.lease.total_seconds()
+        delay = 0.5
+        while True:
+            try:
+                written: set[str] = await self.db.write(write)
+                return written
+            except StoreError as exc:
+                if loop.time() + delay > deadline:
+                    raise
+                log.warning("could not record results (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(5.0, delay * 2)
+
     # --- shutdown ---------------------------------------------------------------------------
 
     async def stop(self) -> None:
@@ -404,13 +421,13 @@ class RunnerHost:
         self._stopping = True
         if self._heart is not None:
             # A claim in progress still starts what it took: wait for it before the snapshot.
-            self.wakeups.signal("runner")
+            self.wakeups.signal("runner", local=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._claims_stopped.wait(), 2 * self.POLL_SECONDS)
         tasks = [e.task for e in self._inflight.values()]
         if tasks:
-            log.info("waiting up to %.0fs for %d running actions", self.SHUTDOWN_GRACE, len(tasks))
-            _done, pending = await asyncio.wait(tasks, timeout=self.SHUTDOWN_GRACE)
+            log.info("waiting up to %.0fs for %d running actions", self.shutdown_grace, len(tasks))
+            _done, pending = await asyncio.wait(tasks, timeout=self.shutdown_grace)
             for task in pending:
                 task.cancel()
             if pending:

@@ -27,6 +27,7 @@ from squall.engine.gc import GarbageCollector, abandon_orphans
 from squall.engine.metrics import Metrics
 from squall.engine.packs import PackService
 from squall.engine.policies import PolicyService
+from squall.engine.registry import ServiceRegistry
 from squall.engine.rules_admin import RuleService
 from squall.engine.rules_engine import RulesEngine
 from squall.engine.runner_host import RunnerHost
@@ -99,6 +100,8 @@ class Runtime:
     runner_host: RunnerHost | None = None
     rules_engine: RulesEngine | None = None
     timers: TimerService | None = None
+    gc: GarbageCollector | None = None
+    registry: ServiceRegistry | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _lock_file: IO[str] | None = None
     #: The workflow engine (its loop runs under the ``workflow`` role; the API uses it too).
@@ -107,21 +110,41 @@ class Runtime:
     # --- opening ----------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, settings: Settings, *, roles: tuple[str, ...] = ("all",)) -> Runtime:
-        """Open the database (migrating it), load keys and build the services."""
+    async def open(
+        cls, settings: Settings, *, roles: tuple[str, ...] = ("all",), migrate: bool = True
+    ) -> Runtime:
+        """Open the database (migrating it), load keys and build the services.
+
+        On PostgreSQL, an unreachable database is waited for (with backoff, one log line per
+        attempt). ``migrate=False`` refuses a schema older than the code (an empty database
+        is still created) and names the command that migrates it.
+        """
         home = settings.home
         home.mkdir(parents=True, exist_ok=True)
         lock = cls._lock_home(home) if settings.is_sqlite else None
-        db = Database(settings.db_url, sqlite_synchronous=settings.sqlite_synchronous)
+        parsed = parse_roles(roles)
+        pool = settings.db_pool_size or (8 if "api" in parsed else 3)
+        db = Database(
+            settings.db_url, sqlite_synchronous=settings.sqlite_synchronous, pool_size=pool
+        )
+        wakeups: Wakeups
         try:
-            await upgrade(db)
-        except Exception:
+            if not settings.is_sqlite:
+                await db.wait_reachable()
+            await upgrade(db, apply=migrate, create=True)
+            if settings.is_sqlite:
+                wakeups = LocalWakeups()
+            else:
+                from squall.engine.wakeup_pg import PgWakeups
+
+                wakeups = PgWakeups(db)
+                await wakeups.start()
+        except BaseException:
             await db.close()
             if lock is not None:
                 lock.close()
             raise
         cipher = Cipher(load_or_create_key(home / "datastore.key"))
-        wakeups = LocalWakeups()
         auth = AuthService(db, token_ttl=settings.token_ttl, token_max_ttl=settings.token_max_ttl)
         datastore = DatastoreService(db, cipher, wakeups)
         executions = ExecutionService(db, wakeups, datastore, cipher)
@@ -176,7 +199,8 @@ class Runtime:
             rules=RuleService(db, datastore, cipher, on_change=on_rules_change),
             webhooks=webhooks,
             runners=runners,
-            process_id=f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}",
+            # Fits the 64-character owner columns (lease_owner, leases.owner, processes.id).
+            process_id=f"{socket.gethostname()[:40]}:{os.getpid()}:{new_id()[-8:]}",
             roles=parse_roles(roles),
         )
         rt._lock_file = lock
@@ -243,9 +267,37 @@ class Runtime:
 
     # --- services ---------------------------------------------------------------------------
 
+    def status_info(self) -> dict[str, Any]:
+        """Work in flight and leases held, for the service registry (``squall status``)."""
+        in_flight: dict[str, int] = {}
+        held: list[str] = []
+        if self.runner_host is not None:
+            in_flight["executions"] = self.runner_host.in_flight
+        if self.rules_engine is not None:
+            in_flight["trigger_instances"] = self.rules_engine.in_flight
+        if "workflow" in self.roles:
+            in_flight["workflows_cached"] = len(getattr(self.workflows, "_cache", ()))
+        if self.timers is not None and self.timers.leader:
+            held.append("timers")
+        if self.gc is not None and self.gc.leader and self.gc.owner is not None:
+            held.append("gc")
+        return {"in_flight": in_flight, "leases": held, "api_url": self.settings.api_url}
+
     async def start_services(self) -> None:
         """Start the background services of this process's roles."""
         loop = asyncio.get_running_loop()
+        self.registry = ServiceRegistry(
+            self.db,
+            process_id=self.process_id,
+            roles=self.roles,
+            interval=max(0.5, min(5.0, self.settings.lease_seconds / 3)),
+            info=self.status_info,
+        )
+        try:
+            await self.registry.register()
+        except StoreError as exc:
+            log.warning("could not register in the service registry: %s", exc)
+        self.registry.start()
         if self.settings.is_sqlite and {"runner", "gc"} <= set(self.roles):
             # We hold the home lock: no other runner exists, so nothing can still be running.
             n = await abandon_orphans(
@@ -304,12 +356,17 @@ class Runtime:
             self._tasks.append(
                 loop.create_task(self.workflows.inquiries.run_expiry(), name="inquiry-expiry")
             )
-            gc = GarbageCollector(
+            lease = self.settings.lease_seconds
+            self.gc = GarbageCollector(
                 self.db,
-                interval=max(1.0, self.settings.lease_seconds / 3),
+                interval=max(0.5, min(2.0, lease / 6)),
                 on_abandon=self.executions.on_terminal,
+                # One process per home on SQLite: no lease needed.
+                owner=None if self.settings.is_sqlite else self.process_id,
+                lease_seconds=lease,
+                before_reap=self.policies.refresh,  # retry policies apply to abandonments
             )
-            self._tasks.append(loop.create_task(gc.run(), name="gc"))
+            self._tasks.append(loop.create_task(self.gc.run(), name="gc"))
         for task in self._tasks:
             task.add_done_callback(self._service_done)
 
@@ -323,11 +380,18 @@ class Runtime:
 
     async def close(self) -> None:
         """Stop services (giving running actions a grace period) and close the database."""
+        if self.rules_engine is not None:
+            await self.rules_engine.stop()
         if self.runner_host is not None:
             await self.runner_host.stop()
         if self.timers is not None:
             await self.timers.stop()
+        if self.gc is not None:
+            await self.gc.stop()
         await self.workflows.stop()
+        if self.registry is not None:
+            await self.registry.stop()
+            self.registry = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -53,6 +53,8 @@ class TimerService:
     """Service loop of the ``timers`` role."""
 
     MAX_SLEEP = 1.0
+    #: How often a process that is not the leader checks whether the lease lapsed.
+    FOLLOWER_SECONDS = 2.0
 
     def __init__(
         self,
@@ -202,7 +204,9 @@ class TimerService:
                 if loop.time() - renewed > renew_every or not self.leader:
                     renewed = loop.time()
                     await self._hold_lease()
-                sleep = await self.tick() if self.leader else renew_every
+                sleep = (
+                    await self.tick() if self.leader else min(renew_every, self.FOLLOWER_SECONDS)
+                )
             except asyncio.CancelledError:
                 raise
             except Exception:

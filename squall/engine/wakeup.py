@@ -14,9 +14,13 @@ __all__ = ["LocalWakeups", "Wakeups"]
 
 
 class Wakeups:
-    """Interface: ``signal`` after a commit, ``wait`` in a consumer loop."""
+    """Interface: ``signal`` after a commit, ``wait`` in a consumer loop.
 
-    def signal(self, channel: str) -> None:
+    ``local=True`` wakes consumers in this process only (a free runner slot, a shutdown):
+    other processes have nothing new to look at.
+    """
+
+    def signal(self, channel: str, *, local: bool = False) -> None:
         raise NotImplementedError
 
     async def wait(self, channel: str, timeout: float) -> bool:
@@ -39,7 +43,7 @@ class LocalWakeups(Wakeups):
             ev = self._events[channel] = asyncio.Event()
         return ev
 
-    def signal(self, channel: str) -> None:
+    def signal(self, channel: str, *, local: bool = False) -> None:
         self._event(channel).set()
 
     async def wait(self, channel: str, timeout: float) -> bool:

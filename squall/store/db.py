@@ -11,7 +11,11 @@ port runs each one inside a transaction and awaits the result:
   sibling in its batch fails, the batch is rolled back and each function re-run alone) and
   must only touch the database.
 * **PostgreSQL** — functions run through ``AsyncConnection.run_sync`` over asyncpg, one
-  transaction each; PostgreSQL does its own group commit.
+  transaction each; PostgreSQL does its own group commit. A write whose connection was lost
+  before its commit is run again on a fresh connection (the same contract as SQLite's group
+  commit: a write function may run more than once). Wake-ups signalled inside a write
+  (:func:`signals_in_transaction`) are handed to :attr:`Database.on_commit_signals` after the
+  commit, so another process is woken only when the work is visible to it.
 
 Driver errors are translated to :class:`~squall.errors.StoreError` here; ``IntegrityError``
 passes through for repositories that expect it.
@@ -22,8 +26,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import orjson
@@ -35,7 +40,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from squall.errors import StoreError
 
-__all__ = ["Connection", "Database", "ReadFn", "WriteFn", "async_url"]
+__all__ = [
+    "Connection",
+    "Database",
+    "ReadFn",
+    "WriteFn",
+    "async_url",
+    "describe_url",
+    "signals_in_transaction",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +58,30 @@ ReadFn = Callable[[Connection], T]
 
 _MAX_BATCH = 256
 _READERS = 4
+
+#: Wake-up channels signalled inside the PostgreSQL write transaction running in this context.
+_TX_SIGNALS: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
+    "squall_tx_signals", default=None
+)
+
+
+def signals_in_transaction() -> set[str] | None:
+    """The channel set of the PostgreSQL write running in this context, or ``None``.
+
+    A wake-up raised inside a write adds its channel here; it is sent after the commit.
+    """
+    return _TX_SIGNALS.get()
+
+
+def describe_url(url: str) -> str:
+    """The URL without credentials, for messages: ``postgresql://HOST:PORT/DB``."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme.split('+')[0]}://{rest.rsplit('@', 1)[-1]}"
+
+
+def _is_disconnect(exc: BaseException) -> bool:
+    """Whether ``exc`` means a pooled connection died (not the statement, not a new connect)."""
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 def _json_dumps(value: Any) -> str:
@@ -73,10 +110,33 @@ def _translate(exc: BaseException) -> BaseException:
     if isinstance(exc, IntegrityError):
         return exc
     if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return StoreError(f"database connection lost: {exc.orig!r}")
         return StoreError(f"database error: {exc.orig!r}")
     if isinstance(exc, OSError):
         return StoreError(f"database unreachable: {exc}")
     return exc
+
+
+#: Connection failures worth waiting out: refused, reset, timed out, server starting or
+#: shutting down (SQLSTATE 57P01-57P03). Bad credentials or an unknown database are not.
+_RETRYABLE = (
+    "database unreachable",
+    "database connection lost",
+    "CannotConnectNow",
+    "AdminShutdown",
+    "CrashShutdown",
+    "ConnectionDoesNotExist",
+    "TooManyConnections",
+    "TimeoutError",
+    "ConnectionResetError",
+    "ConnectionRefusedError",
+)
+
+
+def _retryable(exc: StoreError) -> bool:
+    text = str(exc)
+    return any(marker in text for marker in _RETRYABLE)
 
 
 class Database:
@@ -84,6 +144,8 @@ class Database:
 
     def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 5) -> None:
         self.url = url
+        #: Called with the wake-up channels signalled inside a write, after it committed.
+        self.on_commit_signals: Callable[[set[str]], None] | None = None
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         self._closed = False
         #: Called with the number of writes in each committed group (metrics).
@@ -121,11 +183,13 @@ class Database:
             self._queue: asyncio.Queue[tuple[WriteFn[Any], asyncio.Future[Any]]] | None = None
             self._writer_task: asyncio.Task[None] | None = None
         else:
+            # No pre-ping (a round trip per transaction): a connection found dead is
+            # invalidated with the rest of the pool and the transaction runs again.
             self._async = create_async_engine(
                 async_url(url),
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                pool_pre_ping=True,
+                pool_recycle=3600,
                 **common,
             )
 
@@ -175,11 +239,16 @@ class Database:
             except (DBAPIError, OSError) as exc:
                 raise _translate(exc) from exc
         assert self._async is not None
-        try:
-            async with self._async.connect() as aconn:
-                return await aconn.run_sync(fn)
-        except (DBAPIError, OSError) as exc:
-            raise _translate(exc) from exc
+        for attempt in (1, 2):
+            try:
+                async with self._async.connect() as aconn:
+                    return await aconn.run_sync(fn)
+            except (DBAPIError, OSError) as exc:
+                if attempt == 1 and _is_disconnect(exc):
+                    log.warning("database connection lost; reading again on a new one")
+                    continue
+                raise _translate(exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def write(self, fn: WriteFn[T]) -> T:
         """Run ``fn`` inside one committed transaction and return its result.
@@ -190,13 +259,7 @@ class Database:
         if self._closed:
             raise StoreError("the database is closed")
         if self._async is not None:
-            try:
-                async with self._async.begin() as aconn:
-                    return await aconn.run_sync(fn)
-            except IntegrityError:
-                raise
-            except (DBAPIError, OSError) as exc:
-                raise _translate(exc) from exc
+            return await self._write_pg(fn)
         loop = asyncio.get_running_loop()
         if self._queue is None:
             self._queue = asyncio.Queue()
@@ -204,6 +267,59 @@ class Database:
         fut: asyncio.Future[T] = loop.create_future()
         self._queue.put_nowait((fn, fut))
         return await fut
+
+    async def _write_pg(self, fn: WriteFn[T]) -> T:
+        assert self._async is not None
+        for attempt in (1, 2):
+            signals: set[str] = set()
+            token = _TX_SIGNALS.set(signals)
+            committing = False
+            try:
+                async with self._async.begin() as aconn:
+                    result = await aconn.run_sync(fn)
+                    committing = True
+            except IntegrityError:
+                raise
+            except (DBAPIError, OSError) as exc:
+                # Lost before the commit was sent: nothing was written, run it again once.
+                if attempt == 1 and not committing and _is_disconnect(exc):
+                    log.warning("database connection lost; running the transaction again")
+                    continue
+                raise _translate(exc) from exc
+            finally:
+                _TX_SIGNALS.reset(token)
+            if signals and self.on_commit_signals is not None:
+                self.on_commit_signals(signals)
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def wait_reachable(self, *, max_delay: float = 30.0, attempts: int | None = None) -> None:
+        """Wait until the database answers, retrying with exponential backoff.
+
+        Each failed attempt logs one line (no traceback). Errors that waiting cannot fix
+        (wrong password, unknown database) are raised at once; so is the last error after
+        ``attempts`` tries.
+        """
+        delay = 0.5
+        tried = 0
+        while True:
+            tried += 1
+            try:
+                await self.ping()
+                if tried > 1:
+                    log.warning("database %s is reachable", describe_url(self.url))
+                return
+            except StoreError as exc:
+                if not _retryable(exc) or (attempts is not None and tried >= attempts):
+                    raise
+                log.error(
+                    "cannot reach the database %s (%s); retrying in %.1fs",
+                    describe_url(self.url),
+                    exc.message,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(max_delay, delay * 2)
 
     # --- SQLite group commit ------------------------------------------------------------------
 
@@ -272,6 +388,26 @@ class Database:
                 return fn(conn)
 
         return await asyncio.get_running_loop().run_in_executor(self._write_thread, _run)
+
+    @contextlib.asynccontextmanager
+    async def advisory_lock(self, key: int) -> AsyncIterator[None]:
+        """Hold PostgreSQL advisory lock ``key`` (waiting for it) for the block's duration.
+
+        Serializes one-off work of processes starting together (first-start set-up). On
+        SQLite one process owns the database, so this is a no-op.
+        """
+        if self._async is None:
+            yield
+            return
+        async with self._async.connect() as aconn:
+            await aconn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            await aconn.commit()
+            try:
+                yield
+            finally:
+                with contextlib.suppress(Exception):
+                    await aconn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    await aconn.commit()
 
     async def ping(self) -> None:
         """Raise :class:`StoreError` unless the database answers."""

@@ -49,6 +49,7 @@ __all__ = [
     "record_delivery",
     "record_throttle",
     "record_tick",
+    "release_claims",
     "release_expired_claims",
     "throttle_count",
     "upsert_triggers",
@@ -288,6 +289,17 @@ def finish_instances(
             [{"b_id": i, "b_status": s, "b_error": e} for i, s, e in todo],
         )
     return [r[0] for r in todo]
+
+
+def release_claims(conn: Connection, *, owner: str) -> int:
+    """Return every instance ``owner`` holds to ``pending`` (it stops, or its batch failed)."""
+    c = trigger_instances.c
+    res = conn.execute(
+        trigger_instances.update()
+        .where(c.status == "processing", c.claimed_by == owner)
+        .values(status="pending", claimed_by=None, claim_expires_at=None)
+    )
+    return int(res.rowcount or 0)
 
 
 def release_expired_claims(conn: Connection, *, now: datetime) -> int:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from squall.errors import StoreError
 from squall.store.db import Database
 
-__all__ = ["HEAD_REVISION", "current_revision", "head_revision", "upgrade"]
+__all__ = ["HEAD_REVISION", "MIGRATION_LOCK", "current_revision", "head_revision", "upgrade"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -53,16 +53,25 @@ async def current_revision(db: Database) -> str | None:
     return await db.run_sync_ddl(_read)
 
 
-async def upgrade(db: Database, *, apply: bool = True) -> str:
+#: PostgreSQL advisory lock key held while migrating: processes starting together take turns.
+MIGRATION_LOCK = 0x5351_4C4C  # "SQLL"
+
+
+async def upgrade(db: Database, *, apply: bool = True, create: bool | None = None) -> str:
     """Bring the schema to the code's head revision and return it.
 
     Refuses to touch a database whose schema is newer than this code (it was upgraded by a
     newer Squall), and with ``apply=False`` refuses one that is older instead of migrating.
+    ``create`` (default: ``apply``) allows creating the schema in an empty database. On
+    PostgreSQL the migration runs under an advisory lock, so several processes starting at
+    once migrate one after the other (the later ones find the schema at head).
     """
     head = head_revision()
     current = await current_revision(db)
     if current == head:
         return head
+    if create is None:
+        create = apply
     from alembic import command
     from alembic.script import ScriptDirectory
 
@@ -73,14 +82,18 @@ async def upgrade(db: Database, *, apply: bool = True) -> str:
             f"the database schema (revision {current}) is newer than this Squall (head {head})",
             hint="upgrade Squall to the version that migrated the database",
         )
-    if not apply:
+    if not (apply or (create and current is None)):
         raise StoreError(
             f"the database schema is at revision {current or 'empty'}, this Squall needs {head}",
-            hint="run `squall db upgrade` to migrate",
+            hint="run `squall db upgrade` (with this Squall's version) to migrate, then start "
+            "the services again",
         )
     cfg = _config()
 
     def _upgrade(sync_conn: Any) -> None:
+        if sync_conn.dialect.name == "postgresql":
+            # Released at commit; whoever waited sees the new revision and has nothing to do.
+            sync_conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
         cfg.attributes["connection"] = sync_conn
         command.upgrade(cfg, "head")
 

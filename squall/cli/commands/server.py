@@ -20,6 +20,9 @@ __all__ = ["register"]
 
 log = logging.getLogger("squall")
 
+#: PostgreSQL advisory lock held during first-start set-up (admin user, pack registration).
+_STARTUP_LOCK = 0x5351_4C53
+
 
 def _setup_logging(settings: Settings) -> None:
     from squall.logs import configure_logging
@@ -34,18 +37,24 @@ async def _serve(settings: Settings, roles: tuple[str, ...], *, banner: bool) ->
     from squall.engine.runtime import Runtime
 
     started = time.monotonic()
-    rt = await Runtime.open(settings, roles=roles)
+    # `squall up` is one process: it migrates. Several `squall serve` processes on PostgreSQL
+    # do not upgrade the schema behind each other's back: `squall db upgrade` does (an empty
+    # database is still created, under an advisory lock), unless SQUALL_AUTO_MIGRATE=true.
+    migrate = banner or settings.is_sqlite or settings.auto_migrate
+    rt = await Runtime.open(settings, roles=roles, migrate=migrate)
     try:
-        generated = await rt.ensure_admin()
-        if "api" in rt.roles or "all" in roles:
-            results = await rt.packs.register_all()
-            failed = [r for r in results if not r.ok]
-            for r in failed:
-                log.error(
-                    "pack %s: %s",
-                    r.ref,
-                    r.error or "; ".join(str(i) for i in r.issues),
-                )
+        # Processes starting together take turns for the first-start set-up.
+        async with rt.db.advisory_lock(_STARTUP_LOCK):
+            generated = await rt.ensure_admin()
+            if "api" in rt.roles or "all" in roles:
+                results = await rt.packs.register_all()
+                failed = [r for r in results if not r.ok]
+                for r in failed:
+                    log.error(
+                        "pack %s: %s",
+                        r.ref,
+                        r.error or "; ".join(str(i) for i in r.issues),
+                    )
         await rt.start_services()
 
         server: Any = None
