@@ -26,6 +26,7 @@ from squall.api.routes import (
     rules,
     sensors,
     service_registry,
+    stream,
     timers,
     traces,
     webhooks,
@@ -219,6 +220,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     for module in (aliases, configs, policies, sensors, timers, traces):
         app.include_router(module.router)
     app.include_router(service_registry.router)
+    app.include_router(stream.router)
 
     app.add_middleware(WebhookFastPath)
     app.add_middleware(TrailingSlash)

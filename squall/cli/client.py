@@ -7,10 +7,11 @@ Credentials, in order: ``SQUALL_API_KEY``, ``SQUALL_TOKEN`` (or ``ST2_API_KEY`` 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,6 +217,34 @@ class Client:
         return self.request(
             "DELETE", path, params={k: v for k, v in params.items() if v is not None}
         )
+
+    @contextlib.contextmanager
+    def stream(
+        self,
+        path: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        read_timeout: float = 30.0,
+        **params: Any,
+    ) -> Iterator[httpx.Response]:
+        """A streaming GET (server-sent events). Errors, including a broken connection while
+        reading, raise :class:`ApiError` like :meth:`request`."""
+        self._authenticate()
+        timeout = httpx.Timeout(self._http.timeout.connect, read=read_timeout)
+        try:
+            with self._http.stream(
+                "GET",
+                path,
+                params={k: v for k, v in params.items() if v is not None},
+                headers={**self._headers, **(headers or {})},
+                timeout=timeout,
+            ) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    self._check(resp)
+                yield resp
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from None
 
     def close(self) -> None:
         self._http.close()

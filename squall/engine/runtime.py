@@ -32,6 +32,7 @@ from squall.engine.rules_admin import RuleService
 from squall.engine.rules_engine import RulesEngine
 from squall.engine.runner_host import RunnerHost
 from squall.engine.scheduler import Scheduler
+from squall.engine.stream import StreamService
 from squall.engine.timers import TimerService
 from squall.engine.triggers import TriggerService
 from squall.engine.wakeup import LocalWakeups, Wakeups
@@ -106,6 +107,8 @@ class Runtime:
     _lock_file: IO[str] | None = None
     #: The workflow engine (its loop runs under the ``workflow`` role; the API uses it too).
     workflows: WorkflowService = field(init=False)
+    #: The event stream (``/stream/v1``); it tails the database only while clients listen.
+    stream: StreamService = field(init=False)
 
     # --- opening ----------------------------------------------------------------------------
 
@@ -215,6 +218,7 @@ class Runtime:
             policies=policies,
         )
         executions.add_terminal_hook(rt.workflows.on_terminal)
+        rt.stream = StreamService(db, executions)
         holder.append(rt)
         rt._install_metrics()
         return rt
@@ -392,6 +396,7 @@ class Runtime:
         if self.registry is not None:
             await self.registry.stop()
             self.registry = None
+        await self.stream.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

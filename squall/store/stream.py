@@ -49,7 +49,7 @@ __all__ = [
     "head",
     "insert_values",
     "read_changes",
-    "read_output_until",
+    "read_output_between",
     "update_values",
 ]
 
@@ -232,17 +232,23 @@ def read_changes(
     return changes
 
 
-def read_output_until(
-    conn: Connection, execution_id: str, until: int, *, stream: str | None = None
-) -> list[OutputChunk]:
-    """Output of one execution stored at or before position ``until`` (and before 0004)."""
+def read_output_between(
+    conn: Connection, execution_id: str, *, after: int | None = None, until: int | None = None
+) -> list[tuple[int, OutputChunk]]:
+    """``(position, chunk)`` of one execution's output stored after position ``after`` and up
+    to ``until`` (either bound optional), in order; chunks from before revision 0004 have
+    position 0."""
     from squall.store.executions import OutputChunk
 
     o = execution_output.c
-    stmt = sa.select(execution_output).where(
-        o.execution_id == execution_id, sa.or_(o.seq.is_(None), o.seq <= until)
-    )
-    if stream:
-        stmt = stmt.where(o.stream == stream)
-    rows = conn.execute(stmt.order_by(o.id)).all()
-    return [OutputChunk(r.id, r.execution_id, r.stream, r.data, r.created_at) for r in rows]
+    pos = sa.func.coalesce(o.seq, 0)
+    stmt = sa.select(execution_output, pos.label("pos")).where(o.execution_id == execution_id)
+    if after is not None:
+        stmt = stmt.where(pos > after)
+    if until is not None:
+        stmt = stmt.where(pos <= until)
+    rows = conn.execute(stmt.order_by(pos, o.id)).all()
+    return [
+        (int(r.pos), OutputChunk(r.id, r.execution_id, r.stream, r.data, r.created_at))
+        for r in rows
+    ]

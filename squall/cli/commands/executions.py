@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from typing import Any
@@ -182,15 +183,79 @@ def cmd_rerun(args: argparse.Namespace, client: Client) -> int:
 
 
 def tail(client: Client, execution_id: str, *, follow: bool = True) -> str:
-    """Print output as it arrives until the execution ends; returns its final status."""
+    """Print output as it arrives until the execution ends; returns its final status.
+
+    Reads the server's output stream (``/stream/v1/executions/{id}/output``); when that is
+    unavailable or breaks off, polls ``/output/chunks`` from the last chunk printed.
+    """
     after = 0
+    if follow:
+        try:
+            return _tail_stream(client, execution_id)
+        except _StreamBroken as exc:
+            after = exc.after
+        except ApiError as exc:
+            if exc.status in (401, 403):
+                raise
+            # No stream here (an older server, a proxy): polling reports a missing execution.
+    return _tail_poll(client, execution_id, follow=follow, after=after)
+
+
+class _StreamBroken(Exception):
+    """The output stream stopped early; output up to chunk ``after`` was printed."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__(after)
+        self.after = after
+
+
+def _write_chunk(stream_name: str, data: str) -> None:
+    out = sys.stderr if stream_name == "stderr" else sys.stdout
+    out.write(data)
+    out.flush()
+
+
+def _tail_stream(client: Client, execution_id: str) -> str:
+    """Follow the output stream until its ``EOF`` event."""
+    after = 0
+    try:
+        with client.stream(f"/stream/v1/executions/{execution_id}/output") as resp:
+            event, data = "", []
+            for line in resp.iter_lines():
+                if line.startswith(":"):
+                    continue  # heartbeat
+                if line:
+                    name, _, value = line.partition(":")
+                    value = value[1:] if value.startswith(" ") else value
+                    if name == "event":
+                        event = value
+                    elif name == "data":
+                        data.append(value)
+                    continue
+                if event == "EOF":
+                    doc = client.get(
+                        f"/api/v1/executions/{execution_id}", include_attributes="status"
+                    )
+                    return str(doc["status"])
+                if event == "st2.execution.output__create" and data:
+                    chunk = json.loads("\n".join(data))
+                    _write_chunk(chunk["output_type"], chunk["data"])
+                    after = int(chunk["id"])
+                event, data = "", []
+    except ApiError:
+        if after:
+            raise _StreamBroken(after) from None
+        raise
+    raise _StreamBroken(after)
+
+
+def _tail_poll(client: Client, execution_id: str, *, follow: bool, after: int = 0) -> str:
+    """Poll ``/output/chunks`` (servers without the stream, or after it broke off)."""
     delay = 0.05
     while True:
         page = client.get(f"/api/v1/executions/{execution_id}/output/chunks", after=after)
         for chunk in page["chunks"]:
-            stream = sys.stderr if chunk["stream"] == "stderr" else sys.stdout
-            stream.write(chunk["data"])
-            stream.flush()
+            _write_chunk(chunk["stream"], chunk["data"])
             after = chunk["id"]
             delay = 0.05
         if page["done"] and not page["chunks"]:

@@ -81,7 +81,7 @@ async def test_limited_reads_page_without_loss(db: Database) -> None:
     seen_out: list[str] = []
     cursor = 0
     for _ in range(20):
-        page = await db.read(lambda c: positions.read_changes(c, cursor, limit=3))
+        page = await db.read(lambda c, at=cursor: positions.read_changes(c, at, limit=3))
         seen_ex += [ch.execution.id for ch in page.executions]
         seen_out += [o.chunk.data for o in page.output]
         assert page.end >= cursor
@@ -109,7 +109,7 @@ async def test_concurrent_writers_never_pass_an_unfinished_change(db: Database) 
         nonlocal cursor
         while True:
             last = done  # decided before the read: a read begun earlier may miss the end
-            page = await db.read(lambda c: positions.read_changes(c, cursor))
+            page = await db.read(lambda c, at=cursor: positions.read_changes(c, at))
             seen.extend(o.chunk.data for o in page.output)
             cursor = page.end
             if last and page.complete:
