@@ -80,11 +80,13 @@ class Page:
 
 
 MAX_PAGE = 1000
+#: Offsets past this are refused (400) rather than overflowing the database's integers.
+MAX_OFFSET = 2**31 - 1
 
 
 def _paging(
     limit: Annotated[int | None, Query(description="page size (-1 = server maximum)")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page:
     if limit is None:
         limit = 50

@@ -110,8 +110,19 @@ class RuleService:
         out.setdefault("type", {"ref": "standard", "parameters": {}})
         out.setdefault("context", {})
         out.setdefault("tags", [])
+        # Shape errors a request can carry, reported with their field (check() does the rest).
+        if not isinstance(out.get("name"), str) or not out["name"]:
+            raise RuleError("name: required, a non-empty string")
+        if not isinstance(out["pack"], str) or not out["pack"]:
+            raise RuleError("pack: must be a non-empty string")
+        if not isinstance(out.get("trigger") or {}, Mapping):
+            raise RuleError("trigger: must be an object like {type: core.st2.webhook}")
         trig = out["trigger"] = dict(out.get("trigger") or {})
         trig.setdefault("parameters", {})
+        if not isinstance(trig["parameters"], Mapping):
+            raise RuleError("trigger.parameters: must be an object")
+        if not isinstance(trig.get("type", ""), str):
+            raise RuleError("trigger.type: must be a trigger type ref (a string)")
         trig["ref"] = trigger_ref(trig.get("type", ""), trig["parameters"])
         out["ref"] = f"{out['pack']}.{out['name']}"
         out["uid"] = f"rule:{out['pack']}:{out['name']}"

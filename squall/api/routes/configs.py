@@ -129,7 +129,7 @@ async def put_config(
             path.write_bytes(previous)
         await rt.packs.register_all([pack_ref])
         problems = "; ".join(
-            str(i) for r in failed for i in (r.issues or [r.error or "registration failed"])
+            "; ".join(str(i) for i in r.issues) or r.error or "registration failed" for r in failed
         )
         raise ValidationError(f"invalid config for pack {pack_ref!r}: {problems}")
     row = await _row(request, pack_ref)

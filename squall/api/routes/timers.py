@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from sqlalchemy import Connection
 from starlette.responses import Response
 
 from squall.api.deps import Auth, Paging, get_runtime
@@ -30,10 +31,14 @@ async def _timers(request: Request, timer_type: str | None) -> list[dict[str, An
         )
     types = [TIMER_TYPES[timer_type]] if timer_type else list(TIMER_TYPES.values())
     db = get_runtime(request).db
-    out: list[dict[str, Any]] = []
-    for ttype in types:
-        out.extend(await db.read(lambda conn, t=ttype: events.list_triggers(conn, type=t)))
-    return out
+
+    def _read(conn: Connection) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for ttype in types:
+            out.extend(events.list_triggers(conn, type=ttype))
+        return out
+
+    return await db.read(_read)
 
 
 @router.get("/api/v1/timers")

@@ -40,13 +40,15 @@ def _trace(conn: Connection, tag: str) -> dict[str, Any] | None:
     ).all()
     if not instances and not runs:
         return None
-    enforcements = []
+    enforcements: list[Any] = []
     if instances:
-        enforcements = conn.execute(
-            sa.select(re_.id, re_.rule_ref, re_.enforced_at, re_.trigger_instance_id)
-            .where(re_.trigger_instance_id.in_([r.id for r in instances]))
-            .order_by(re_.enforced_at)
-        ).all()
+        enforcements = list(
+            conn.execute(
+                sa.select(re_.id, re_.rule_ref, re_.enforced_at, re_.trigger_instance_id)
+                .where(re_.trigger_instance_id.in_([r.id for r in instances]))
+                .order_by(re_.enforced_at)
+            ).all()
+        )
     times = [r.occurrence_time for r in instances] + [r.created_at for r in runs]
     return {
         "id": tag,
