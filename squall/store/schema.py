@@ -274,7 +274,18 @@ executions = sa.Table(
     sa.Index("ix_executions_created", "created_at"),
     sa.Index("ix_executions_seq", "seq"),
     sa.Index("ix_executions_action_created", "action_ref", "created_at"),
-    sa.Index("ix_executions_status_created", "status", "created_at"),
+    # History queries (GET /api/v1/executions, revision 0005): a page and its exact
+    # X-Total-Count read from one index. ``parent_id`` comes last so that the CLI's and the
+    # UI's ``parent=null`` (top-level executions only) is checked without reading the rows.
+    sa.Index("ix_executions_status_created_parent", "status", "created_at", "parent_id"),
+    sa.Index(
+        "ix_executions_action_status_created_parent",
+        "action_ref",
+        "status",
+        "created_at",
+        "parent_id",
+    ),
+    sa.Index("ix_executions_user_created_parent", "user", "created_at", "parent_id"),
     sa.Index("ix_executions_parent", "parent_id"),
     # The scheduler and runner hosts poll only active rows: keep that index small.
     # Concurrency policies count an action's active executions.
