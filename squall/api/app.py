@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from squall import __version__
 from squall.api.deps import Auth, get_runtime
 from squall.api.routes import (
+    action_files,
     actions,
     aliases,
     auth,
@@ -21,6 +22,7 @@ from squall.api.routes import (
     executions,
     inquiries,
     keys,
+    pack_views,
     packs,
     policies,
     rules,
@@ -215,9 +217,11 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def root(_principal: Auth) -> Response:
         return json_response({"version": __version__, "docs_url": "/api/v1/docs"})
 
+    # Before packs: its GET /packs/{ref} would otherwise take GET /packs/index.
+    app.include_router(pack_views.router)
     for module in (auth, actions, executions, keys, packs, rules, webhooks, workflows, inquiries):
         app.include_router(module.router)
-    for module in (aliases, configs, policies, sensors, timers, traces):
+    for module in (action_files, aliases, configs, policies, sensors, timers, traces):
         app.include_router(module.router)
     app.include_router(service_registry.router)
     app.include_router(stream.router)
