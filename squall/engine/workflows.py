@@ -297,6 +297,15 @@ class WorkflowService:
         missing = [i for i in queued if i not in locked]
         if missing:
             self._drop_orphans(tx, missing)
+        if rows and conn.dialect.name == "postgresql":
+            # The events were read before the locks: another engine may have applied some
+            # of them and committed in between (READ COMMITTED). Keep only those still queued.
+            ids = [e.id for row in rows for e in queued[row.id]]
+            still = wfrepo.existing_events(conn, ids)
+            if len(still) < len(ids):
+                for row in rows:
+                    queued[row.id] = [e for e in queued[row.id] if e.id in still]
+                rows = [row for row in rows if queued[row.id]]
         for row in rows:
             events = queued[row.id]
             try:
@@ -304,7 +313,7 @@ class WorkflowService:
             except Exception as exc:
                 self._cache.pop(row.id, None)
                 raise _RunFailed(row, events, exc) from exc
-            wfrepo.consume_events(conn, row.id, events[-1].id)
+            wfrepo.consume_events(conn, events)
         return tx
 
     def _handle(self, tx: Txn, row: wfrepo.WorkflowRow, events: list[wfrepo.WorkflowEvent]) -> None:
@@ -320,7 +329,7 @@ class WorkflowService:
         row = wfrepo.get_workflow(conn, failed.workflow_id)
         if row is None:
             return tx
-        wfrepo.consume_events(conn, row.id, failed.events[-1].id)
+        wfrepo.consume_events(conn, failed.events)
         if row.status in TERMINAL_STATUSES:
             return tx
         message = f"Internal error while processing workflow events: {failed.error!r}"

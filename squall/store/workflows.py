@@ -46,6 +46,7 @@ __all__ = [
     "definition_hash",
     "delete_events",
     "events_for",
+    "existing_events",
     "get_definition",
     "get_workflow",
     "has_scheduled",
@@ -446,9 +447,13 @@ def _event(r: Any) -> WorkflowEvent:
     )
 
 
-def consume_events(conn: Connection, workflow_id: str, upto: int) -> None:
-    """Delete a run's events up to id ``upto`` (those a transaction applied)."""
-    conn.execute(workflow_events.delete().where(_E.workflow_id == workflow_id, _E.id <= upto))
+def consume_events(conn: Connection, events: Sequence[WorkflowEvent]) -> None:
+    """Delete the events a transaction applied — by id: on PostgreSQL an event with a lower id
+    may commit after a higher one was read, so an id range would drop it unseen."""
+    if len(events) == 1:
+        conn.execute(workflow_events.delete().where(_E.id == events[0].id))
+    elif events:
+        conn.execute(workflow_events.delete().where(_E.id.in_([e.id for e in events])))
 
 
 def events_for(conn: Connection, workflow_id: str, *, limit: int = 5000) -> list[WorkflowEvent]:
@@ -457,6 +462,14 @@ def events_for(conn: Connection, workflow_id: str, *, limit: int = 5000) -> list
         sa.select(workflow_events).where(_E.workflow_id == workflow_id).order_by(_E.id).limit(limit)
     ).all()
     return [_event(r) for r in rows]
+
+
+def existing_events(conn: Connection, ids: Sequence[int]) -> set[int]:
+    """Which of the events ``ids`` are still queued (not yet consumed by another engine)."""
+    if not ids:
+        return set()
+    rows = conn.execute(sa.select(_E.id).where(_E.id.in_(list(ids)))).all()
+    return {int(r.id) for r in rows}
 
 
 def delete_events(conn: Connection, ids: Sequence[int]) -> None:
