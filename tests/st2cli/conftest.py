@@ -91,7 +91,7 @@ class Result:
 class Server:
     """``squall up`` plus an ``st2`` CLI configured for it."""
 
-    def __init__(self, workdir: Path, st2: Path) -> None:
+    def __init__(self, workdir: Path, st2: Path | None) -> None:
         self.workdir = workdir
         self.st2_bin = st2
         self.home = workdir / "squall-home"
@@ -161,6 +161,7 @@ class Server:
 
     def st2(self, *args: str, check: bool = True, timeout: float = 60) -> Result:
         """Run ``st2 ARGS``; with ``check`` the exit code must be 0."""
+        assert self.st2_bin is not None, "the st2 CLI is not installed"
         proc = subprocess.run(
             [str(self.st2_bin), *args],
             capture_output=True,
@@ -207,18 +208,24 @@ class Server:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    st2 = st2_executable()
-    if st2 is None:
+def squall(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The one ``squall up`` of the session (HTTP tests use it without the st2 CLI)."""
+    srv = Server(tmp_path_factory.mktemp("st2cli"), st2_executable())
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="session")
+def server(squall: Server) -> Server:
+    """``squall`` with a logged-in ``st2`` CLI (``~/.st2/config`` names the user, the token
+    is cached beside it)."""
+    if squall.st2_bin is None:
         reason = "the st2 CLI is not installed: run scripts/setup (it builds .venv-st2)"
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
-    srv = Server(tmp_path_factory.mktemp("st2cli"), st2)
-    srv.start()
-    try:
-        # A logged-in CLI: ~/.st2/config names the user, the token is cached beside it.
-        srv.st2("login", "admin", "--password", PASSWORD)
-        yield srv
-    finally:
-        srv.stop()
+    squall.st2("login", "admin", "--password", PASSWORD)
+    return squall

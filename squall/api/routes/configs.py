@@ -93,7 +93,7 @@ async def get_config(
     shown = _may_show(principal, show_secrets)
     row = await _row(request, pack_ref)
     if row is None or not row.values:
-        raise NotFoundError(f"pack {pack_ref!r} has no config")
+        raise NotFoundError(f"config of pack {pack_ref!r} not found (no such pack or no config)")
     return json_response(_config_doc(row, show_secrets=shown))
 
 
@@ -155,5 +155,7 @@ async def list_config_schemas(request: Request, principal: Auth, page: Paging) -
 async def get_config_schema(pack_ref: str, request: Request, principal: Auth) -> Response:
     row = await _row(request, pack_ref)
     if row is None or row.schema is None:
-        raise NotFoundError(f"pack {pack_ref!r} has no config schema")
+        raise NotFoundError(
+            f"config schema of pack {pack_ref!r} not found (no such pack or no schema)"
+        )
     return json_response({"id": pack_ref, "pack": pack_ref, "attributes": row.schema})
