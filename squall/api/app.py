@@ -31,6 +31,7 @@ from squall.api.routes import (
     stream,
     timers,
     traces,
+    views,
     webhooks,
     workflows,
 )
@@ -217,8 +218,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def root(_principal: Auth) -> Response:
         return json_response({"version": __version__, "docs_url": "/api/v1/docs"})
 
-    # Before packs: its GET /packs/{ref} would otherwise take GET /packs/index.
+    # Before packs and rules: their GET /packs/{ref} and /ruleenforcements/{id} would
+    # otherwise take GET /packs/index and /ruleenforcements/views.
     app.include_router(pack_views.router)
+    app.include_router(views.router)
     for module in (auth, actions, executions, keys, packs, rules, webhooks, workflows, inquiries):
         app.include_router(module.router)
     for module in (action_files, aliases, configs, policies, sensors, timers, traces):

@@ -421,3 +421,21 @@ def test_action_create_update_clone_delete(api: httpx.Client, squall: Server) ->
     assert api.delete(f"/api/v1/actions/st2cli.{name}_copy").status_code == 204
     assert api.delete(f"/api/v1/actions/st2cli.{name}").status_code == 204
     assert api.get(f"/api/v1/actions/st2cli.{name}").status_code == 404
+
+
+def test_enforcement_views_and_one_webhook(api: httpx.Client) -> None:
+    marker = uuid.uuid4().hex[:10]
+    assert api.post("/api/v1/webhooks/st2cli", json={"msg": marker}).status_code == 202
+
+    def joined() -> list[dict[str, Any]]:
+        docs = api.get("/api/v1/ruleenforcements/views", params={"rule": "st2cli.on_hook"})
+        return [d for d in docs.json() if marker in str(d.get("trigger_instance", {}))]
+
+    view = wait_for(joined, message="the enforcement view")[0]
+    assert view["execution"]["action"]["ref"] == "core.echo"
+    one = api.get(f"/api/v1/ruleenforcements/views/{view['id']}").json()
+    assert one["trigger_instance"]["payload"]["body"]["msg"] == marker
+
+    hook = api.get("/api/v1/webhooks/st2cli").json()
+    assert hook["type"] == "core.st2.webhook" and hook["parameters"] == {"url": "st2cli"}
+    assert "not found" in _fault(api.get("/api/v1/webhooks/nobody-listens"), 404)
