@@ -42,6 +42,9 @@ from squall.store.schema import actions
 
 PG_URL = os.environ.get("SQUALL_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TARGET_P99_MS = 100.0
+#: ``--quick`` (CI smoke run, 120 requests on a shared machine) fails only on a gross
+#: regression; the full run holds the real target.
+QUICK_LIMIT_P99_MS = 250.0
 BATCH = 5_000
 #: Terminal statuses and their share of the history (nothing for the services to pick up).
 STATUSES = [("succeeded", 0.70), ("failed", 0.20), ("canceled", 0.05), ("timeout", 0.04)]
@@ -159,7 +162,9 @@ def measure(
     return times, biggest
 
 
-def run_backend(name: str, rows: int, repeat: int, env: dict[str, str], db_url: str | None) -> bool:
+def run_backend(
+    name: str, rows: int, repeat: int, env: dict[str, str], db_url: str | None, limit: float
+) -> bool:
     with squall_up(env=env) as server:
         url = db_url or f"sqlite:///{server.home / 'squall.db'}"
         refs, rate = asyncio.run(fill(url, rows))
@@ -206,12 +211,11 @@ def run_backend(name: str, rows: int, repeat: int, env: dict[str, str], db_url: 
             results[f"{label} p50_ms"] = percentile(t, 50)
             results[f"{label} p99_ms"] = percentile(t, 99)
         emit(f"api_list ({name})", results)
-        ok = p99 <= TARGET_P99_MS
         print(
             f"  target p99 <= {TARGET_P99_MS:.0f} ms (status+action, paginated): "
-            f"{'met' if ok else 'MISSED'}"
+            f"{'met' if p99 <= TARGET_P99_MS else 'MISSED'}"
         )
-        return ok
+        return p99 <= limit
 
 
 async def _admin(sql: str) -> None:
@@ -241,10 +245,11 @@ def main() -> int:
     args = parser.parse_args()
     rows = args.rows or (50_000 if args.quick else 1_000_000)
     repeat = args.repeat or (3 if args.quick else 10)
+    limit = QUICK_LIMIT_P99_MS if args.quick else TARGET_P99_MS
     ok = True
     for backend in args.backend.split(","):
         if backend == "sqlite":
-            ok &= run_backend("sqlite", rows, repeat, {}, None)
+            ok &= run_backend("sqlite", rows, repeat, {}, None, limit)
         elif backend == "postgres":
             name = f"squall_bench_{os.getpid()}"
             try:
@@ -256,7 +261,9 @@ def main() -> int:
                 continue
             db_url = urlunsplit(urlsplit(PG_URL)._replace(path=f"/{name}"))
             try:
-                ok &= run_backend("postgres", rows, repeat, {"SQUALL_DATABASE_URL": db_url}, db_url)
+                ok &= run_backend(
+                    "postgres", rows, repeat, {"SQUALL_DATABASE_URL": db_url}, db_url, limit
+                )
             finally:
                 asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         else:
