@@ -158,6 +158,48 @@ def test_execution_tail(server: Server) -> None:
     assert "succeeded" in out
 
 
+def test_action_create_clone_delete(server: Server, tmp_path: Path) -> None:
+    name = _uniq("cli_action")
+    meta = tmp_path / "action.yaml"
+    meta.write_text(
+        f"""---
+name: {name}
+pack: st2cli
+runner_type: local-shell-cmd
+description: made by st2 action create
+parameters:
+  cmd:
+    type: string
+    default: echo {name}
+"""
+    )
+    created = server.st2("action", "create", str(meta)).stdout
+    assert f"st2cli.{name}" in created and "made by st2 action create" in created
+    assert f"stdout: {name}" in server.st2("run", f"st2cli.{name}").stdout
+
+    server.st2("action", "clone", f"st2cli.{name}", "st2cli", f"{name}_copy")
+    assert f"stdout: {name}" in server.st2("run", f"st2cli.{name}_copy").stdout
+
+    for ref in (f"st2cli.{name}_copy", f"st2cli.{name}"):
+        assert "successfully deleted" in server.st2("action", "delete", ref).stdout
+        assert server.st2("action", "get", ref, check=False).code != 0
+
+    readonly = server.st2("action", "delete", "core.local", check=False)
+    assert readonly.code != 0 and "read-only" in readonly.stdout + readonly.stderr
+
+
+def test_action_alias_match_and_execute(server: Server) -> None:
+    listing = server.st2("action-alias", "list", "--pack", "st2cli").stdout
+    assert "st2cli.say" in listing
+    match = server.st2("action-alias", "match", "say hello there").stdout
+    assert "say" in match
+    out = server.st2("action-alias", "execute", "say from the cli").stdout
+    assert "Matching Action-alias: 'st2cli.say'" in out
+    execution_id = out.split("st2 execution get ")[1].split()[0]
+    assert server.wait_status(execution_id, "succeeded") == "succeeded"
+    assert server.execution(execution_id)["parameters"] == {"message": "from the cli"}
+
+
 # --- rules --------------------------------------------------------------------------------
 
 
