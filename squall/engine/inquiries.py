@@ -29,7 +29,7 @@ from squall.errors import ConflictError, NotFoundError, PermissionDenied, Valida
 from squall.model.status import ExecutionStatus
 from squall.store import executions as exrepo
 from squall.store import inquiries as inqrepo
-from squall.store import workflows as wfrepo
+from squall.store import workflow_inbox as inbox
 from squall.store.db import Database
 from squall.store.executions import Execution, encode_result
 from squall.store.util import utcnow
@@ -140,7 +140,7 @@ class InquiryService:
         if ex.parent_id is not None:
             data = child_event(ex.id, _S.PENDING, ex.context)
             if data is not None:
-                wfrepo.add_event(conn, ex.parent_id, "child", data, now=now)
+                inbox.add_event(conn, ex.parent_id, "child", data, now=now)
         return True
 
     # --- reading ------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ from squall.engine.workflows_start import Starter
 from squall.errors import ConflictError, PermissionDenied, ValidationError
 from squall.model.status import TERMINAL_STATUSES
 from squall.store import executions as exrepo
+from squall.store import workflow_inbox as inbox
 from squall.store import workflows as wfrepo
 from squall.store.db import Database
 from squall.store.executions import Execution
@@ -69,7 +70,7 @@ class _RunFailed(Exception):
     """Processing one run raised: the transaction is rolled back and the run is failed."""
 
     def __init__(
-        self, row: wfrepo.WorkflowRow, events: list[wfrepo.WorkflowEvent], error: Exception
+        self, row: wfrepo.WorkflowRow, events: list[inbox.WorkflowEvent], error: Exception
     ) -> None:
         super().__init__(f"workflow {row.id}: {error!r}")
         self.workflow_id = row.id
@@ -134,7 +135,7 @@ class WorkflowService:
         data = child_event(ex.id, ex.status, ex.context)
         if data is None:
             return
-        wfrepo.add_event(conn, ex.parent_id, "child", data, now=utcnow(), result=ex.result_blob)
+        inbox.add_event(conn, ex.parent_id, "child", data, now=utcnow(), result=ex.result_blob)
         if not self._apply_now(conn, ex.parent_id):
             self._soon(self.wakeups.signal, "workflow")
 
@@ -225,7 +226,7 @@ class WorkflowService:
     async def start_claimed(self) -> int:
         """Claim scheduled executions of the engine's runner types and start them."""
         types = sorted(ENGINE_RUNNERS)
-        if not await self.db.read(lambda conn: wfrepo.has_scheduled(conn, types)):
+        if not await self.db.read(lambda conn: inbox.has_scheduled(conn, types)):
             return 0
         now = utcnow()
 
@@ -283,12 +284,12 @@ class WorkflowService:
         if ids is None:
             if time.monotonic() - self._last_scan >= self.SCAN_SECONDS:
                 self._scan(tx)
-            queued: dict[str, list[wfrepo.WorkflowEvent]] = {}
-            for event in wfrepo.pending_events(conn, limit=self.EVENT_BATCH):
+            queued: dict[str, list[inbox.WorkflowEvent]] = {}
+            for event in inbox.pending_events(conn, limit=self.EVENT_BATCH):
                 if event.workflow_id in queued or len(queued) < self.PROCESS_BATCH:
                     queued.setdefault(event.workflow_id, []).append(event)
         else:
-            queued = {i: wfrepo.events_for(conn, i) for i in ids}
+            queued = {i: inbox.events_for(conn, i) for i in ids}
         queued = {k: v for k, v in queued.items() if v}
         if not queued:
             return tx
@@ -300,9 +301,9 @@ class WorkflowService:
         if rows and conn.dialect.name == "postgresql":
             # The events were read before the locks: another engine may have applied some
             # of them and committed in between (READ COMMITTED). Keep only those still queued.
-            ids = [e.id for row in rows for e in queued[row.id]]
-            still = wfrepo.existing_events(conn, ids)
-            if len(still) < len(ids):
+            event_ids = [e.id for row in rows for e in queued[row.id]]
+            still = inbox.existing_events(conn, event_ids)
+            if len(still) < len(event_ids):
                 for row in rows:
                     queued[row.id] = [e for e in queued[row.id] if e.id in still]
                 rows = [row for row in rows if queued[row.id]]
@@ -313,10 +314,10 @@ class WorkflowService:
             except Exception as exc:
                 self._cache.pop(row.id, None)
                 raise _RunFailed(row, events, exc) from exc
-            wfrepo.consume_events(conn, events)
+            inbox.consume_events(conn, events)
         return tx
 
-    def _handle(self, tx: Txn, row: wfrepo.WorkflowRow, events: list[wfrepo.WorkflowEvent]) -> None:
+    def _handle(self, tx: Txn, row: wfrepo.WorkflowRow, events: list[inbox.WorkflowEvent]) -> None:
         if row.status in TERMINAL_STATUSES:
             self._cache.pop(row.id, None)  # late news for a finished run: nothing to do
             return
@@ -329,7 +330,7 @@ class WorkflowService:
         row = wfrepo.get_workflow(conn, failed.workflow_id)
         if row is None:
             return tx
-        wfrepo.consume_events(conn, failed.events)
+        inbox.consume_events(conn, failed.events)
         if row.status in TERMINAL_STATUSES:
             return tx
         message = f"Internal error while processing workflow events: {failed.error!r}"
@@ -376,15 +377,13 @@ class WorkflowService:
                 continue  # locked by another engine
             ex = exrepo.get(tx.conn, workflow_id, with_result=False)
             if ex is None or ex.is_terminal:
-                wfrepo.delete_events(
-                    tx.conn, [e.id for e in wfrepo.events_for(tx.conn, workflow_id)]
-                )
+                inbox.delete_events(tx.conn, [e.id for e in inbox.events_for(tx.conn, workflow_id)])
 
     def _scan(self, tx: Txn) -> None:
         """Act on cancellations requested through the executions API (they only mark the
         execution ``canceling``; nothing else would reach the engine-held ones)."""
         self._last_scan = time.monotonic()
-        for row in wfrepo.unattended_canceling(tx.conn, limit=500):
+        for row in inbox.unattended_canceling(tx.conn, limit=500):
             if row.runner_type in WORKFLOW_RUNNERS:
                 if row.wf_status is not None:
                     tx.event(row.id, "cancel")
@@ -429,7 +428,7 @@ class WorkflowService:
         def _do(conn: Connection) -> Txn | None:
             if wfrepo.get_workflow(conn, execution_id) is None:
                 return None
-            wfrepo.add_event(conn, execution_id, kind, {}, now=now)
+            inbox.add_event(conn, execution_id, kind, {}, now=now)
             return self._process(conn, [execution_id], True)
 
         tx = await self.db.write(_do)

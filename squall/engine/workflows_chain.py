@@ -16,6 +16,7 @@ from squall.engine.workflows_children import SyncKV
 from squall.engine.workflows_runs import Env, Run, Txn
 from squall.errors import DomainError, WorkflowError
 from squall.model.status import TERMINAL_STATUSES
+from squall.store import workflow_inbox as inbox
 from squall.store import workflows as wfrepo
 from squall.store.executions import decode_result
 from squall.workflow import ActionChain, ChainStep, ChainStepper, parse_chain
@@ -103,11 +104,11 @@ class ChainRun(Run):
 
     # --- events -------------------------------------------------------------------------------
 
-    def handle(self, tx: Txn, events: list[wfrepo.WorkflowEvent]) -> None:
+    def handle(self, tx: Txn, events: list[inbox.WorkflowEvent]) -> None:
         self.stepper.context = self._context(tx)
         super().handle(tx, events)
 
-    def apply(self, tx: Txn, event: wfrepo.WorkflowEvent) -> None:
+    def apply(self, tx: Txn, event: inbox.WorkflowEvent) -> None:
         kind = event.kind
         if kind == "child":
             self._child(event)
@@ -130,7 +131,7 @@ class ChainRun(Run):
             self.next = self.held = None
             self.cascade_cancel(tx)
 
-    def _child(self, event: wfrepo.WorkflowEvent) -> None:
+    def _child(self, event: inbox.WorkflowEvent) -> None:
         data = event.data
         node, status = data.get("node"), data["status"]
         if node is None or node != self.active or data.get("execution_id") != self.active_id:

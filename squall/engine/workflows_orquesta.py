@@ -17,6 +17,7 @@ from squall.engine.workflows_children import kv_lookup
 from squall.engine.workflows_runs import Env, Run, Txn
 from squall.errors import DomainError, WorkflowError
 from squall.model.status import TERMINAL_STATUSES
+from squall.store import workflow_inbox as inbox
 from squall.store import workflows as wfrepo
 from squall.store.executions import Execution, decode_result
 from squall.workflow import WorkflowConductor, compile_workflow
@@ -120,7 +121,7 @@ class OrquestaRun(Run):
 
     # --- events -------------------------------------------------------------------------------
 
-    def apply(self, tx: Txn, event: wfrepo.WorkflowEvent) -> None:
+    def apply(self, tx: Txn, event: inbox.WorkflowEvent) -> None:
         kind = event.kind
         if kind == "child":
             self._child(event)
@@ -156,7 +157,7 @@ class OrquestaRun(Run):
                 item_id=orquesta.get("item_id"),
             )
 
-    def _child(self, event: wfrepo.WorkflowEvent) -> None:
+    def _child(self, event: inbox.WorkflowEvent) -> None:
         data = event.data
         task_id = data.get("task_id")
         if not task_id:

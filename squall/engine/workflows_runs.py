@@ -25,6 +25,7 @@ from squall.engine.workflows_children import ActionIndex, ChildFactory, RunInfo
 from squall.model.status import ACTIVE_STATUSES, TERMINAL_STATUSES, ExecutionStatus
 from squall.store import executions as exrepo
 from squall.store import inquiries as inqrepo
+from squall.store import workflow_inbox as inbox
 from squall.store import workflows as wfrepo
 from squall.store.executions import Execution, ExecutionFilter
 
@@ -100,7 +101,7 @@ class Txn:
 
     def event(self, workflow_id: str, kind: str, data: Mapping[str, Any] | None = None) -> None:
         """Queue an event for (another) workflow run."""
-        wfrepo.add_event(self.conn, workflow_id, kind, dict(data or {}), now=self.now)
+        inbox.add_event(self.conn, workflow_id, kind, dict(data or {}), now=self.now)
         self.signals.add("workflow")
 
 
@@ -120,7 +121,7 @@ class Run(abc.ABC):
     # --- kind-specific ------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def apply(self, tx: Txn, event: wfrepo.WorkflowEvent) -> None:
+    def apply(self, tx: Txn, event: inbox.WorkflowEvent) -> None:
         """Fold one event in."""
 
     @abc.abstractmethod
@@ -153,7 +154,7 @@ class Run(abc.ABC):
     def finished(self) -> bool:
         return self.exec_status in TERMINAL_STATUSES
 
-    def handle(self, tx: Txn, events: list[wfrepo.WorkflowEvent]) -> None:
+    def handle(self, tx: Txn, events: list[inbox.WorkflowEvent]) -> None:
         """Apply events, start the next children, mirror the status and persist."""
         self.conn = tx.conn
         if not self.finished:
