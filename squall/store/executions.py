@@ -147,7 +147,7 @@ def _log_entry(status: str, now: datetime) -> dict[str, Any]:
 def insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert new executions (each a full row mapping, see :func:`new_row`)."""
     if rows:
-        conn.execute(executions.insert().values(**positions.insert_values(conn)), list(rows))
+        conn.execute(positions.insert_into(conn, executions), list(rows))
 
 
 def new_row(
@@ -600,7 +600,7 @@ def append_output(
     """Store output chunks ``(execution_id, stream, data)`` in order."""
     if chunks:
         conn.execute(
-            execution_output.insert().values(**positions.insert_values(conn)),
+            positions.insert_into(conn, execution_output),
             [{"execution_id": e, "stream": s, "data": d, "created_at": now} for e, s, d in chunks],
         )
 

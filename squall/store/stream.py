@@ -18,18 +18,20 @@ How a position is made:
   enough: a reader could pass number 100 while the transaction holding 99 is still open. The
   position is ``xid8 << 20 | n`` — the writing transaction's id, then ``n`` = 1, 2, 3 … in
   statement order inside that transaction (a transaction-local setting counts). Readers only
-  consume positions below ``xmin << 20``, where ``xmin`` is the oldest transaction still
-  running: everything below it has committed or rolled back for good, and every transaction
-  still to come has a larger id. The stream therefore lags the oldest open write transaction
-  in the cluster (normally milliseconds). A transaction may stamp up to 2**20 - 1 rows (more
-  share the last number).
+  consume positions below ``horizon << 20``, where ``horizon`` is the oldest write transaction
+  still running in this database: everything below it has committed or rolled back for good,
+  and every transaction still to come has a larger id. The stream therefore lags the oldest
+  open write transaction of the database (normally milliseconds; an ``idle in transaction``
+  session stalls it until it ends). Transactions of other databases in the cluster do not
+  count. A transaction may stamp up to 2**20 - 1 rows (more share the last number), and the
+  scheme holds until transaction ids pass 2**43.
 
 Old rows migrated from before revision 0004 have no position and are not replayed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +49,7 @@ __all__ = [
     "ExecutionChange",
     "OutputChange",
     "head",
+    "insert_into",
     "insert_values",
     "read_changes",
     "read_output_between",
@@ -57,12 +60,41 @@ __all__ = [
 TXN_SHIFT = 20
 _MAX_N = (1 << TXN_SHIFT) - 1
 
-_PG_NEXT = (
+# Built once: constructing SQLAlchemy expressions per statement costs more than running them,
+# and plain SQL text keeps the statement cache key cheap.
+_PG_NEXT = sa.literal_column(
     f"((pg_current_xact_id()::text::bigint << {TXN_SHIFT}) | least(set_config("
     "'squall.stream_n', (coalesce(nullif(current_setting('squall.stream_n', true), ''), '0')"
-    f"::bigint + 1)::text, true)::bigint, {_MAX_N}))"
+    f"::bigint + 1)::text, true)::bigint, {_MAX_N}))",
+    sa.BigInteger,
 )
-_PG_HORIZON = f"(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {TXN_SHIFT})"
+# max(a, b) is SQLite's two-argument scalar max; each max(seq) is one index look-up.
+_SQLITE_NEXT = sa.literal_column(
+    "(max(coalesce((SELECT max(seq) FROM executions), 0), "
+    "coalesce((SELECT max(seq) FROM execution_output), 0)) + 1)",
+    sa.BigInteger,
+)
+_KEEP_CREATED = sa.literal_column("coalesce(created_seq, seq)", sa.BigInteger)
+# The oldest transaction still running *in this database* (pg_snapshot_xmin would be the
+# oldest in the whole cluster: a long transaction elsewhere would stall the stream). An
+# in-progress xid is skipped only when pg_stat_activity shows it in another database; an xid
+# it cannot place (no privilege to see, prepared, just finished) counts, to stay safe.
+_PG_HORIZON = f"""
+SELECT coalesce(
+    (SELECT min(x) FROM pg_snapshot_xip(s.snap) AS x
+     WHERE NOT EXISTS (
+        SELECT 1 FROM pg_stat_activity a
+        WHERE a.datname <> current_database()
+          AND a.backend_xid::text::bigint = (x::text::bigint & 4294967295))),
+    pg_snapshot_xmax(s.snap))::text::bigint << {TXN_SHIFT}
+FROM (SELECT pg_current_snapshot() AS snap) AS s
+"""
+
+_INSERT = {"postgresql": {"seq": _PG_NEXT}, "sqlite": {"seq": _SQLITE_NEXT}}
+_UPDATE = {
+    "postgresql": {"seq": _PG_NEXT, "created_seq": _KEEP_CREATED},
+    "sqlite": {"seq": _SQLITE_NEXT, "created_seq": _KEEP_CREATED},
+}
 
 
 def _is_pg(conn: Connection) -> bool:
@@ -71,34 +103,40 @@ def _is_pg(conn: Connection) -> bool:
 
 def next_position(conn: Connection) -> sa.ColumnElement[int]:
     """SQL for a fresh position, evaluated once per row written."""
-    if _is_pg(conn):
-        return sa.literal_column(_PG_NEXT, sa.BigInteger)
-    top_e = sa.select(sa.func.max(executions.c.seq)).scalar_subquery()
-    top_o = sa.select(sa.func.max(execution_output.c.seq)).scalar_subquery()
-    # max(a, b) is SQLite's two-argument scalar max (NULL if either is NULL).
-    return sa.func.max(sa.func.coalesce(top_e, 0), sa.func.coalesce(top_o, 0)) + 1
+    return _PG_NEXT if _is_pg(conn) else _SQLITE_NEXT
 
 
-def insert_values(conn: Connection) -> dict[str, Any]:
+def insert_values(conn: Connection) -> Mapping[str, Any]:
     """``.values(...)`` for an INSERT into ``executions`` or ``execution_output``."""
-    return {"seq": next_position(conn)}
+    return _INSERT[conn.dialect.name]
 
 
-def update_values(conn: Connection) -> dict[str, Any]:
+_INSERTS: dict[tuple[str, str], sa.Insert] = {}
+
+
+def insert_into(conn: Connection, table: sa.Table) -> sa.Insert:
+    """``table.insert()`` stamping new rows with a position (built once per dialect)."""
+    key = (table.name, conn.dialect.name)
+    stmt = _INSERTS.get(key)
+    if stmt is None:
+        stmt = _INSERTS[key] = table.insert().values(**insert_values(conn))
+    return stmt
+
+
+def update_values(conn: Connection) -> Mapping[str, Any]:
     """``.values(...)`` for an UPDATE of ``executions`` that changes what users see.
 
     The right-hand sides read the row's values from before the update, so ``created_seq``
     keeps the insert position on the first update.
     """
-    c = executions.c
-    return {"seq": next_position(conn), "created_seq": sa.func.coalesce(c.created_seq, c.seq)}
+    return _UPDATE[conn.dialect.name]
 
 
 def _horizon(conn: Connection) -> int | None:
     """Positions below this are final (PostgreSQL); ``None``: every committed one is."""
     if not _is_pg(conn):
         return None
-    return int(conn.execute(sa.text(f"SELECT {_PG_HORIZON}")).scalar_one())
+    return int(conn.execute(sa.text(_PG_HORIZON)).scalar_one())
 
 
 def head(conn: Connection) -> int:

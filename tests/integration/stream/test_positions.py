@@ -166,3 +166,30 @@ async def test_postgres_reader_waits_for_an_older_open_transaction(db: Database)
         assert [ch.execution.id for ch in page.executions] == [first["id"], second["id"]]
     finally:
         await engine.dispose()
+
+
+async def test_postgres_open_transaction_in_another_database_does_not_stall(
+    db: Database,
+) -> None:
+    """Only this database's open transactions hold the stream back, not the cluster's."""
+    if db.is_sqlite:
+        return
+    import os
+
+    import asyncpg
+
+    elsewhere = os.environ.get(
+        "SQUALL_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+    )
+    other = await asyncpg.connect(elsewhere)
+    tx = other.transaction()
+    await tx.start()
+    try:
+        await other.fetchval("SELECT pg_current_xact_id()")  # an open write transaction
+        row = _row()
+        await db.write(lambda c: ex.insert(c, [row]))
+        page = await db.read(lambda c: positions.read_changes(c, 0))
+        assert [ch.execution.id for ch in page.executions] == [row["id"]]
+    finally:
+        await tx.rollback()
+        await other.close()
