@@ -185,7 +185,6 @@ _SPECS: list[RunnerTypeSpec] = [
                 "type": "string",
             },
         },
-        available=False,
         output_schema={"output": {"type": "object"}},
     ),
 ]

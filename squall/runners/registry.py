@@ -93,6 +93,12 @@ def _action_chain(settings: RunnerSettings) -> Runner:
     return ActionChainRunner()
 
 
+def _announcement(settings: RunnerSettings) -> Runner:
+    from squall.runners.announcement import AnnouncementRunner
+
+    return AnnouncementRunner()
+
+
 def _inquirer(settings: RunnerSettings) -> Runner:
     from squall.runners.inquirer import InquirerRunner
 
@@ -108,6 +114,7 @@ _FACTORIES: dict[str, Callable[[RunnerSettings], Runner]] = {
     "orquesta": _orquesta,
     "action-chain": _action_chain,
     "inquirer": _inquirer,
+    "announcement": _announcement,
 }
 _PLUGIN_OF: dict[str, str] = {
     "local-shell-cmd": "local-shell",
@@ -118,6 +125,7 @@ _PLUGIN_OF: dict[str, str] = {
     "orquesta": "orquesta",
     "action-chain": "action-chain",
     "inquirer": "inquirer",
+    "announcement": "announcement",
 }
 
 

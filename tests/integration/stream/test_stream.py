@@ -207,3 +207,26 @@ async def test_stream_requires_authentication(base_url: str, token: str) -> None
         async with anon.stream("GET", "/stream/v1/stream", params={"x-auth-token": token}) as r:
             assert r.status_code == 200
             assert (await anext(r.aiter_lines())).startswith(":")
+
+
+async def test_core_announcement_is_published_on_its_route(
+    api: httpx.AsyncClient, sse: Any, helpers: Any
+) -> None:
+    async with sse("/stream/v1/stream", events="st2.announcement__*") as stream:
+        eid = await helpers.start(
+            api, "core.announcement", message={"text": "deploy done"}, route="chatops"
+        )
+        default_route = await helpers.start(api, "core.announcement", message={"n": 2})
+        seen: dict[str, Any] = {}
+
+        def both(e: Any) -> bool:
+            seen[e.event] = e.data
+            return len(seen) == 2
+
+        await stream.collect(both)
+    assert seen == {
+        "st2.announcement__chatops": {"message": {"text": "deploy done"}},
+        "st2.announcement__general": {"message": {"n": 2}},
+    }
+    assert (await helpers.wait(api, eid))["status"] == "succeeded"
+    assert (await helpers.wait(api, default_route))["result"] == {"message": {"n": 2}}

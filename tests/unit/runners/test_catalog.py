@@ -36,6 +36,7 @@ def test_availability():
         "orquesta",
         "action-chain",
         "inquirer",
+        "announcement",
     }
 
 

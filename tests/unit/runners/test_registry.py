@@ -10,7 +10,7 @@ from squall.runners.noop import NoopRunner
 from squall.runners.registry import RunnerRegistry, RunnerSettings
 
 
-@pytest.mark.parametrize("name", ["announcement", "remote-shell-cmd"])
+@pytest.mark.parametrize("name", ["remote-shell-cmd", "remote-shell-script"])
 def test_unavailable_runner_has_clear_error(name):
     with pytest.raises(RunnerError) as info:
         RunnerRegistry().get(name)
@@ -33,7 +33,7 @@ async def test_plugins_are_shared_and_closed():
     registry.get("http-request")
     await registry.close()
     await registry.close()
-    assert registry.available("noop") and not registry.available("announcement")
+    assert registry.available("noop") and not registry.available("remote-shell-cmd")
 
 
 @pytest.mark.parametrize("name", ["orquesta", "action-chain", "inquirer"])
