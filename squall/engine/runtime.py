@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from squall.auth.rbac_service import RbacService
 from squall.auth.secrets import Cipher, load_or_create_key
 from squall.auth.service import SYSTEM_USER, AuthService, Principal
 from squall.config import Settings
@@ -148,9 +149,15 @@ class Runtime:
                 lock.close()
             raise
         cipher = Cipher(load_or_create_key(home / "datastore.key"))
-        auth = AuthService(db, token_ttl=settings.token_ttl, token_max_ttl=settings.token_max_ttl)
+        auth = AuthService(
+            db,
+            token_ttl=settings.token_ttl,
+            token_max_ttl=settings.token_max_ttl,
+            rbac=RbacService(db, directory=settings.rbac_dir),
+        )
         datastore = DatastoreService(db, cipher, wakeups)
         executions = ExecutionService(db, wakeups, datastore, cipher)
+        executions.principal_for = auth.principal_for
         triggers = TriggerService(db, wakeups, executions)
         executions.add_terminal_hook(triggers.on_execution_terminal)
         datastore.change_hooks.append(triggers.on_kv_change)
@@ -290,18 +297,10 @@ class Runtime:
     async def start_services(self) -> None:
         """Start the background services of this process's roles."""
         loop = asyncio.get_running_loop()
-        self.registry = ServiceRegistry(
-            self.db,
-            process_id=self.process_id,
-            roles=self.roles,
-            interval=max(0.5, min(5.0, self.settings.lease_seconds / 3)),
-            info=self.status_info,
-        )
-        try:
-            await self.registry.register()
-        except StoreError as exc:
-            log.warning("could not register in the service registry: %s", exc)
-        self.registry.start()
+        if "api" in self.roles and self.settings.rbac_dir.is_dir():
+            # RBAC files are the source of truth: an invalid file stops the start (with its
+            # file and line) rather than serving with permissions nobody intended.
+            await self.auth.rbac.load()
         if self.settings.is_sqlite and {"runner", "gc"} <= set(self.roles):
             # We hold the home lock: no other runner exists, so nothing can still be running.
             n = await abandon_orphans(
@@ -373,6 +372,18 @@ class Runtime:
             self._tasks.append(loop.create_task(self.gc.run(), name="gc"))
         for task in self._tasks:
             task.add_done_callback(self._service_done)
+        self.registry = ServiceRegistry(
+            self.db,
+            process_id=self.process_id,
+            roles=self.roles,
+            interval=max(0.5, min(5.0, self.settings.lease_seconds / 3)),
+            info=self.status_info,
+        )
+        try:
+            await self.registry.register()
+        except StoreError as exc:
+            log.warning("could not register in the service registry: %s", exc)
+        self.registry.start()
 
     @staticmethod
     def _service_done(task: asyncio.Task[Any]) -> None:

@@ -146,7 +146,8 @@ class PgWakeups(LocalWakeups):
     async def _run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), self.CHECK_SECONDS)
+                async with asyncio.timeout(self.CHECK_SECONDS):
+                    await self._kick.wait()
             self._kick.clear()
             try:
                 if self._lost.is_set() or not self.connected:
