@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -439,3 +440,35 @@ def test_enforcement_views_and_one_webhook(api: httpx.Client) -> None:
     hook = api.get("/api/v1/webhooks/st2cli").json()
     assert hook["type"] == "core.st2.webhook" and hook["parameters"] == {"url": "st2cli"}
     assert "not found" in _fault(api.get("/api/v1/webhooks/nobody-listens"), 404)
+
+
+def test_pack_install_from_a_local_directory(
+    api: httpx.Client, squall: Server, tmp_path: Path
+) -> None:
+    ref = f"local_{uuid.uuid4().hex[:6]}"
+    source = tmp_path / ref
+    (source / "actions").mkdir(parents=True)
+    (source / "pack.yaml").write_text(
+        f"---\nref: {ref}\nname: {ref}\ndescription: installed from a directory\nversion: 0.1.0\n"
+        "author: tests\n"
+    )
+    (source / "actions" / "hi.yaml").write_text(
+        "---\nname: hi\nrunner_type: local-shell-cmd\nparameters:\n"
+        "  cmd:\n    type: string\n    default: echo installed\n"
+    )
+    installed = api.post("/api/v1/packs/install", json={"packs": [f"file://{source}"]})
+    assert installed.status_code == 200, installed.text
+    assert installed.json()["ok"] is True
+    assert api.get(f"/api/v1/packs/{ref}").json()["description"] == "installed from a directory"
+    assert _run(api, squall, f"{ref}.hi")["result"]["stdout"].strip() == "installed"
+
+    again = api.post("/api/v1/packs/install", json={"packs": [str(source)]})
+    assert "already installed" in _fault(again, 400)
+    forced = api.post("/api/v1/packs/install", json={"packs": [str(source)], "force": True})
+    assert forced.status_code == 200, forced.text
+    remote = api.post("/api/v1/packs/install", json={"packs": ["some_exchange_pack"]})
+    assert "not supported" in _fault(remote, 400)
+
+    removed = api.post("/api/v1/packs/uninstall", json={"packs": [ref]})
+    assert removed.status_code == 200, removed.text
+    assert api.get(f"/api/v1/packs/{ref}").status_code == 404
