@@ -205,6 +205,9 @@ class _Batch:
     events: list[StreamEvent]
 
 
+_CLOSED = _Batch(-1, -1, [])
+
+
 class Subscription:
     """One client's view of the stream: its cursor, its filter, its queue of live batches."""
 
@@ -217,9 +220,11 @@ class Subscription:
         self._lagging = False
         #: Set once the ``end_event`` arrived: the stream should close after what it returned.
         self.ended = False
+        #: Set when the service shuts down: the stream should close now.
+        self.closed = False
 
     def _push(self, batch: _Batch) -> None:
-        if self._lagging:
+        if self._lagging or self.closed:
             return
         try:
             self._queue.put_nowait(batch)
@@ -232,6 +237,8 @@ class Subscription:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
+            if self.closed:
+                return []
             if self._lagging:
                 self._lagging = False
                 while not self._queue.empty():
@@ -252,6 +259,8 @@ class Subscription:
             try:
                 batch = await asyncio.wait_for(self._queue.get(), remaining)
             except TimeoutError:
+                return []
+            if batch is _CLOSED:
                 return []
             if batch.end <= self.cursor:
                 continue
@@ -305,6 +314,13 @@ class Subscription:
 
     def close(self) -> None:
         self.service._subs.discard(self)
+
+    def _shutdown(self) -> None:
+        """The service is stopping: wake the reader so its response can end."""
+        self.closed = True
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queue.put_nowait(_CLOSED)
 
     async def __aenter__(self) -> Subscription:
         return self
@@ -408,7 +424,9 @@ class StreamService:
                 await asyncio.sleep(self.poll_interval)
 
     async def close(self) -> None:
-        """Stop tailing (subscribers see no more events)."""
+        """Stop tailing and end every open subscription (their responses finish)."""
+        for sub in list(self._subs):
+            sub._shutdown()
         self._subs.clear()
         if self._task is not None:
             self._task.cancel()

@@ -169,6 +169,8 @@ async def stream(
                 return
             while True:
                 batch = await sub.next_events(rt.stream.heartbeat)
+                if sub.closed:
+                    return  # the server is stopping
                 if batch:
                     yield b"".join(render_event(e, api_url) for e in batch)
                 elif not sub.ended:
@@ -263,6 +265,8 @@ async def execution_output(
                 return
             while True:
                 batch = await sub.next_events(rt.stream.heartbeat)
+                if sub.closed:
+                    return  # the server is stopping
                 if not batch:
                     yield HEARTBEAT
                     continue

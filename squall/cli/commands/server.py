@@ -96,6 +96,7 @@ async def _serve(settings: Settings, roles: tuple[str, ...], *, banner: bool) ->
         await stop.wait()
         print("\nstopping Squall …", file=sys.stderr)
         if server is not None and serve_task is not None:
+            await rt.stream.close()  # end open event streams, or the server waits for them
             server.should_exit = True
             await serve_task
         return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -230,3 +231,19 @@ async def test_core_announcement_is_published_on_its_route(
     }
     assert (await helpers.wait(api, eid))["status"] == "succeeded"
     assert (await helpers.wait(api, default_route))["result"] == {"message": {"n": 2}}
+
+
+async def test_closing_the_service_ends_open_streams(
+    runtime: Runtime, api: httpx.AsyncClient, sse: Any, helpers: Any
+) -> None:
+    """On shutdown the server must not wait for clients that never hang up."""
+    eid = await helpers.start(api, "core.local", cmd="sleep 5")
+    async with (
+        sse("/stream/v1/stream") as stream,
+        sse(f"/stream/v1/executions/{eid}/output") as output,
+    ):
+        await runtime.stream.close()
+        # Both responses end (what was already on its way may still arrive first).
+        await asyncio.wait_for(stream.rest(), 5)
+        assert [e.event for e in await asyncio.wait_for(output.rest(), 5)] == []
+    await api.delete(f"/api/v1/executions/{eid}")
