@@ -193,6 +193,6 @@ class WebhookService:
                 raise ConflictError(f"delivery {delivery} was already received (a replay)")
             events.insert_instances(conn, [row])
 
-        await self.db.write(_write)
+        await self.db.write(_write, batch=True)
         self.triggers.wakeups.signal("rules")
         return str(row["id"])

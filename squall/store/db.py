@@ -157,6 +157,8 @@ class Database:
         self._sync_write: Engine | None = None
         self._sync_read: Engine | None = None
         self._async: AsyncEngine | None = None
+        self._pg_batch: list[tuple[WriteFn[Any], asyncio.Future[Any]]] = []
+        self._pg_batcher: asyncio.Task[None] | None = None
         if self.dialect == "sqlite":
             self._sync_write = sa.create_engine(
                 url,
@@ -250,15 +252,20 @@ class Database:
                 raise _translate(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def write(self, fn: WriteFn[T]) -> T:
+    async def write(self, fn: WriteFn[T], *, batch: bool = False) -> T:
         """Run ``fn`` inside one committed transaction and return its result.
 
-        On SQLite ``fn`` is group-committed with other concurrent writes. An exception raised
-        by ``fn`` rolls back only its own changes and is re-raised here.
+        On SQLite ``fn`` is group-committed with other concurrent writes. On PostgreSQL it is
+        too when ``batch`` is set: use it for small independent writes that take no row locks
+        others wait for (webhook and trigger instance inserts), so a burst shares a few
+        transactions instead of paying BEGIN/COMMIT each. An exception raised by ``fn`` rolls
+        back only its own changes and is re-raised here.
         """
         if self._closed:
             raise StoreError("the database is closed")
         if self._async is not None:
+            if batch:
+                return await self._write_pg_batched(fn)
             return await self._write_pg(fn)
         loop = asyncio.get_running_loop()
         if self._queue is None:
@@ -292,6 +299,49 @@ class Database:
                 self.on_commit_signals(signals)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _write_pg_batched(self, fn: WriteFn[T]) -> T:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._pg_batch.append((fn, fut))
+        if self._pg_batcher is None or self._pg_batcher.done():
+            self._pg_batcher = loop.create_task(self._pg_batches(), name="squall-pg-batcher")
+        return await fut
+
+    async def _pg_batches(self) -> None:
+        """Write what was queued meanwhile in one transaction, one batch at a time."""
+        while self._pg_batch:
+            batch = [(f, fut) for f, fut in self._pg_batch[:_MAX_BATCH] if not fut.cancelled()]
+            del self._pg_batch[:_MAX_BATCH]
+            if not batch:
+                continue
+            fns = [f for f, _ in batch]
+
+            def _all(conn: Connection, fns: list[WriteFn[Any]] = fns) -> list[Any]:
+                out = []
+                for f in fns:
+                    try:
+                        out.append(f(conn))
+                    except Exception as exc:
+                        raise _SiblingFailed from exc
+                return out
+
+            outcomes: list[tuple[bool, Any]]
+            try:
+                outcomes = [(True, r) for r in await self._write_pg(_all)]
+            except Exception:
+                # One write failed (or the commit did): each runs again alone.
+                alone = await asyncio.gather(
+                    *(self._write_pg(f) for f in fns), return_exceptions=True
+                )
+                outcomes = [(not isinstance(r, BaseException), r) for r in alone]
+            for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
+                if fut.done():
+                    continue
+                if ok:
+                    fut.set_result(value)
+                else:
+                    fut.set_exception(value)
 
     async def wait_reachable(self, *, max_delay: float = 30.0, attempts: int | None = None) -> None:
         """Wait until the database answers, retrying with exponential backoff.
