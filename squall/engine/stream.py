@@ -14,9 +14,9 @@ that changed several times is reported once, in its latest state.
 
 Event ids: an event's ``id`` is a cursor — "everything up to here was delivered". One execution
 change can yield several events (``execution__create``, ``liveaction__create``,
-``execution__update`` …); all but the last carry the position before the change, so a client
-cut off inside such a group gets the whole group again (the documents are idempotent). Output
-chunks are one event each and are never repeated.
+``execution__update`` …); all but the last one a client receives carry the position before the
+change, so a client cut off inside such a group gets the whole group again (the documents are
+idempotent). Output chunks are one event each and are never repeated.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class StreamEvent:
     kind: str
     change: ExecutionChange | OutputChange
     bundle: ActionBundle | None = None
-    #: The route and payload of an announcement.
+    #: The route of an announcement.
     route: str | None = None
 
     @property
