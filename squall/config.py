@@ -86,6 +86,19 @@ class Settings:
     #: ``squall serve`` on PostgreSQL migrates an older schema itself (under an advisory
     #: lock) instead of asking for ``squall db upgrade``.
     auto_migrate: bool = False
+    #: RBAC definitions (``roles/``, ``assignments/``); default ``home/rbac``.
+    rbac_path: str = ""
+    #: Permission isolation: non-admin users see only their own executions and rules.
+    rbac_isolation: bool = False
+    #: Proxy authentication: the header naming the user, trusted only from these addresses
+    #: or networks (none: proxy authentication is off).
+    auth_proxy_header: str = "X-Forwarded-User"
+    auth_proxy_addresses: tuple[str, ...] = ()
+    #: Failed logins allowed per user and per client address within the window (0: no limit).
+    login_max_failures: int = 10
+    login_failure_window: float = 300.0
+    #: Browser origins allowed to call the API (CORS); none: same-origin only.
+    cors_origins: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -102,6 +115,10 @@ class Settings:
     @property
     def configs_dir(self) -> Path:
         return Path(self.configs_path) if self.configs_path else self.home / "configs"
+
+    @property
+    def rbac_dir(self) -> Path:
+        return Path(self.rbac_path) if self.rbac_path else self.home / "rbac"
 
     @property
     def pack_dirs(self) -> tuple[Path, ...]:
@@ -155,6 +172,13 @@ _ENV: dict[str, tuple[str, Any]] = {
     "SQUALL_DB_POOL_SIZE": ("db_pool_size", int),
     "SQUALL_SHUTDOWN_GRACE": ("shutdown_grace", float),
     "SQUALL_AUTO_MIGRATE": ("auto_migrate", _bool),
+    "SQUALL_RBAC_PATH": ("rbac_path", str),
+    "SQUALL_RBAC_ISOLATION": ("rbac_isolation", _bool),
+    "SQUALL_AUTH_PROXY_HEADER": ("auth_proxy_header", str),
+    "SQUALL_AUTH_PROXY_ADDRESSES": ("auth_proxy_addresses", _split_list),
+    "SQUALL_LOGIN_MAX_FAILURES": ("login_max_failures", int),
+    "SQUALL_LOGIN_FAILURE_WINDOW": ("login_failure_window", float),
+    "SQUALL_CORS_ORIGINS": ("cors_origins", _split_list),
 }
 
 _FIELD_TYPES = {f.name: f for f in fields(Settings)}

@@ -5,18 +5,21 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from squall import __version__
-from squall.api.deps import Auth, get_runtime
+from squall.api.authz import authorize
+from squall.api.cors import add_cors
+from squall.api.deps import Auth, LoginGuard, get_runtime
 from squall.api.routes import (
     action_files,
     actions,
     aliases,
+    apikeys,
     auth,
     configs,
     executions,
@@ -25,17 +28,20 @@ from squall.api.routes import (
     pack_views,
     packs,
     policies,
+    rbac,
     rules,
     sensors,
     service_registry,
     stream,
     timers,
     traces,
+    users,
     views,
     webhooks,
     workflows,
 )
 from squall.api.serialize import json_response
+from squall.auth.login_guard import LoginThrottle, ProxyTrust
 from squall.engine.metrics import CONTENT_TYPE
 from squall.engine.runtime import Runtime
 from squall.errors import SquallError
@@ -173,8 +179,15 @@ def create_app(runtime: Runtime) -> FastAPI:
         openapi_url="/api/v1/openapi.json",
         docs_url="/api/v1/docs",
         redoc_url=None,
+        # Every route's permissions (squall/api/permissions.py); unknown routes: admins only.
+        dependencies=[Depends(authorize)],
     )
     app.state.runtime = runtime
+    settings = runtime.settings
+    app.state.login_guard = LoginGuard(
+        throttle=LoginThrottle(settings.login_max_failures, settings.login_failure_window),
+        proxy=ProxyTrust(settings.auth_proxy_header, settings.auth_proxy_addresses),
+    )
 
     @app.exception_handler(SquallError)
     async def _squall_error(_request: Request, exc: SquallError) -> Response:
@@ -228,8 +241,11 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(module.router)
     app.include_router(service_registry.router)
     app.include_router(stream.router)
+    for module in (apikeys, rbac, users):
+        app.include_router(module.router)
 
     app.add_middleware(WebhookFastPath)
     app.add_middleware(TrailingSlash)
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
+    add_cors(app, settings.cors_origins)
     return app

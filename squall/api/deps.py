@@ -7,16 +7,21 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from squall.auth.service import Principal
+from squall.auth.login_guard import LoginThrottle, ProxyTrust
+from squall.auth.service import SYSTEM_USER, Principal
 from squall.engine.runtime import Runtime
 from squall.errors import AuthError, PermissionDenied, ValidationError
 
 __all__ = [
     "Admin",
     "Auth",
+    "LoginGuard",
     "Page",
     "Paging",
+    "credentials",
     "get_runtime",
+    "login_guard",
+    "proxy_user",
     "require_admin",
     "require_principal",
 ]
@@ -27,7 +32,20 @@ def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
-def _credentials(request: Request) -> tuple[str | None, str | None]:
+@dataclass(frozen=True)
+class LoginGuard:
+    """The app's login throttle and proxy trust (``app.state.login_guard``)."""
+
+    throttle: LoginThrottle
+    proxy: ProxyTrust
+
+
+def login_guard(request: Request) -> LoginGuard:
+    guard: LoginGuard = request.app.state.login_guard
+    return guard
+
+
+def credentials(request: Request) -> tuple[str | None, str | None]:
     """(token, api key) from headers, query parameters or the ``auth-token`` cookie."""
     headers = request.headers
     token = headers.get("x-auth-token")
@@ -46,12 +64,14 @@ async def require_principal(request: Request) -> Principal:
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
-    token, key = _credentials(request)
+    token, key = credentials(request)
     auth = get_runtime(request).auth
     if token:
         principal = await auth.check_token(token)
     elif key:
         principal = await auth.check_api_key(key)
+    elif (proxied := proxy_user(request)) is not None:
+        principal = await auth.principal_for(proxied, method="proxy")
     else:
         raise AuthError(
             "authentication required",
@@ -59,6 +79,17 @@ async def require_principal(request: Request) -> Principal:
         )
     request.state.principal = principal
     return principal
+
+
+def proxy_user(request: Request) -> str | None:
+    """The user a trusted authenticating proxy names (proxy mode), if any."""
+    guard: LoginGuard | None = getattr(request.app.state, "login_guard", None)
+    if guard is None:
+        return None
+    user = guard.proxy.user(request.headers, request.client.host if request.client else None)
+    if user == SYSTEM_USER:
+        raise AuthError(f"{SYSTEM_USER!r} is the system user and cannot log in")
+    return user
 
 
 async def require_admin(

@@ -116,6 +116,24 @@ class Client:
         self._authenticated = True
         return dict(body)
 
+    def logout(self) -> None:
+        """Revoke the cached token (``DELETE /auth/v1/tokens``) and forget it."""
+        token = self._cached_token()
+        if token is not None:
+            try:
+                self._http.delete("/auth/v1/tokens", headers={"X-Auth-Token": token})
+            except httpx.HTTPError as exc:
+                raise self._unreachable(exc) from None
+        path = token_cache_path()
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        if data.pop(self.url, None) is not None:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(data, fh)
+
     def _authenticate(self) -> None:
         if self._authenticated:
             return

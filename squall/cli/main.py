@@ -8,13 +8,16 @@ from collections.abc import Sequence
 
 from squall import __version__
 from squall.cli.commands import (
+    apikeys,
     auth,
     content,
     executions,
     keys,
+    rbac,
     rules,
     server,
     status,
+    users,
     workflows,
 )
 
@@ -32,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--url", help="server URL (overrides SQUALL_URL)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (server, executions, content, keys, rules, auth, workflows, status):
+        module.register(sub)
+    for module in (users, rbac, apikeys):
         module.register(sub)
     return parser
 

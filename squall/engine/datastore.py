@@ -7,6 +7,9 @@ Rules (StackStorm's, with its known leaks closed):
   (CVE-2018-20345).
 * Secrets are stored encrypted and returned encrypted unless ``decrypt`` is asked for, which
   only admins and the key's owner may do (st2#6379: no decrypting through another identity).
+* RBAC: ``system`` keys need ``key_value_pair_view`` / ``_set`` / ``_delete`` on
+  ``key_value_pair:system:<name>`` (observers view, admins do everything); listing shows only
+  the system keys the caller may view. A user's own keys need no grant.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from squall.auth.rbac import has_permission, list_scope, require
 from squall.auth.secrets import Cipher
 from squall.auth.service import Principal
 from squall.engine.wakeup import Wakeups
@@ -111,6 +115,11 @@ class DatastoreService:
         )
 
     @staticmethod
+    def _check_system(principal: Principal, permission: str, scope: str, name: str) -> None:
+        if scope == "system":
+            require(principal, permission, f"key_value_pair:system:{name}")
+
+    @staticmethod
     def _check_decrypt(principal: Principal, item: kvstore.KeyValue) -> None:
         if not item.secret or principal.is_admin:
             return
@@ -134,6 +143,7 @@ class DatastoreService:
     ) -> KeyView:
         scope_n = kvstore.normalize_scope(scope)
         owner = self._target_user(principal, scope_n, user)
+        self._check_system(principal, "key_value_pair_view", scope_n, name)
         now = utcnow()
 
         item = await self.db.read(
@@ -160,14 +170,36 @@ class DatastoreService:
         scope_n = None if scope in (None, "", "all") else kvstore.normalize_scope(scope)
         owner = self._target_user(principal, "user", user)
         now = utcnow()
+        access = list_scope(principal, "key_value_pair")
+        # Without a global key_value_pair_list, system keys are filtered one by one, so the
+        # page is cut after filtering (datastores are small).
+        filtered = scope_n != "user" and (access is None or not access.everything)
 
         def _read(conn: Connection) -> Any:
-            items = kvstore.list_keys(
+            if filtered:
+                return kvstore.list_keys(
+                    conn,
+                    scope=scope_n,
+                    user=owner,
+                    prefix=prefix,
+                    now=now,
+                    limit=1_000_000,
+                    offset=0,
+                )
+            return kvstore.list_keys(
                 conn, scope=scope_n, user=owner, prefix=prefix, now=now, limit=limit, offset=offset
             )
-            return items
 
         items = await self.db.read(_read)
+        if filtered:
+            items = [
+                i
+                for i in items
+                if i.scope != "system"
+                or has_permission(
+                    principal, "key_value_pair_view", f"key_value_pair:system:{i.name}"
+                )
+            ][offset : offset + limit]
         if decrypt:
             for item in items:
                 self._check_decrypt(principal, item)
@@ -192,6 +224,7 @@ class DatastoreService:
             )
         scope_n = kvstore.normalize_scope(scope)
         owner = self._target_user(principal, scope_n, user)
+        self._check_system(principal, "key_value_pair_set", scope_n, name)
         if preencrypted:
             self.cipher.decrypt(value)  # validates the ciphertext
             stored = value
@@ -221,6 +254,7 @@ class DatastoreService:
     ) -> None:
         scope_n = kvstore.normalize_scope(scope)
         owner = self._target_user(principal, scope_n, user)
+        self._check_system(principal, "key_value_pair_delete", scope_n, name)
         now = utcnow()
 
         def _delete(conn: Connection) -> kvstore.KeyValue | None:

@@ -14,12 +14,20 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from squall.auth.kvaccess import KVAccess, permission_denied_cause
+from squall.auth.rbac import has_permission, require, uid_for_ref
 from squall.auth.secrets import Cipher
-from squall.auth.service import Principal
+from squall.auth.service import SYSTEM_USER, Principal
 from squall.engine.content_cache import ContentCache
 from squall.engine.datastore import DatastoreService
 from squall.engine.wakeup import Wakeups
-from squall.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
+from squall.errors import (
+    ConflictError,
+    DomainError,
+    NotFoundError,
+    PermissionDenied,
+    ValidationError,
+)
 from squall.expr.jinja import render_value
 from squall.expr.kv import render_with_kv
 from squall.model.ids import new_id
@@ -90,6 +98,9 @@ class ExecutionService:
         #: such executions are written ``scheduled`` directly, saving one hand-off.
         self.may_skip_scheduler: Callable[[str], Awaitable[bool]] | None = None
         self.metrics: Any = None
+        #: Looks up the principal a user acts as, so that templates rendered for a user's
+        #: execution read the datastore with that user's permissions (set by the runtime).
+        self.principal_for: Callable[[str], Awaitable[Principal]] | None = None
 
     # --- action versions --------------------------------------------------------------------
 
@@ -161,8 +172,13 @@ class ExecutionService:
         user: str,
         context: Mapping[str, Any],
         pack_config: Mapping[str, Any] | None = None,
+        principal: Principal | None = None,
     ) -> ResolvedParameters:
-        """Validate and render ``provided`` against the action's parameters."""
+        """Validate and render ``provided`` against the action's parameters.
+
+        With ``principal`` (a user's request), ``st2kv`` reads and ``decrypt_kv`` are checked
+        against that principal's permissions (:class:`squall.auth.kvaccess.KVAccess`).
+        """
         render_context = {
             "action_context": dict(context),
             "config_context": dict(pack_config or {}),
@@ -171,9 +187,20 @@ class ExecutionService:
         def _render(kv: Any) -> ResolvedParameters:
             return bundle.compiled.resolve(provided, context=render_context, kv=kv)
 
-        return await render_with_kv(
-            _render, self.datastore.fetch, user=user, decrypt=self.cipher.decrypt
-        )
+        if principal is None and self.principal_for is not None and user != SYSTEM_USER:
+            principal = await self.principal_for(user)
+        if principal is None or principal.is_admin:
+            return await render_with_kv(
+                _render, self.datastore.fetch, user=user, decrypt=self.cipher.decrypt
+            )
+        access = KVAccess(principal, self.datastore.fetch, self.cipher.decrypt)
+        try:
+            return await render_with_kv(_render, access.fetch, user=user, decrypt=access.decrypt)
+        except DomainError as exc:
+            denied = permission_denied_cause(exc)
+            if denied is not None and denied is not exc:
+                raise denied from None
+            raise
 
     async def render_config(self, config: Mapping[str, Any], *, user: str) -> dict[str, Any]:
         """Render Jinja in pack config values (``{{ st2kv.system.token | decrypt_kv }}``), as
@@ -204,14 +231,19 @@ class ExecutionService:
         root_id: str | None = None,
         trace_tag: str | None = None,
         attempt: int = 0,
+        principal: Principal | None = None,
     ) -> dict[str, Any]:
         """Validate a request and build the execution row, without writing it.
 
         Raises the domain error a caller should report (unknown or disabled action, bad
         parameters). Used by :meth:`request` and by services that write the execution in
-        their own transaction (the rules engine, retries, workflows).
+        their own transaction (the rules engine, retries, workflows). With ``principal``, the
+        request is made on that principal's behalf: it needs ``action_execute`` on the action,
+        and its templates read the datastore with the principal's permissions.
         """
         record, bundle = await self.action(action_ref)
+        if principal is not None:
+            require(principal, "action_execute", uid_for_ref("action", record.ref))
         if not record.enabled:
             raise ValidationError(
                 f"action {action_ref} is disabled", hint="enable it before running it"
@@ -222,7 +254,9 @@ class ExecutionService:
         ctx.setdefault("pack", bundle.pack)
         pack_config, _secret_paths = await self.content.pack_config(bundle.pack)
         # Fail fast: a request whose parameters cannot resolve is rejected with the reason.
-        await self.resolve(bundle, params, user=user, context=ctx, pack_config=pack_config)
+        await self.resolve(
+            bundle, params, user=user, context=ctx, pack_config=pack_config, principal=principal
+        )
         if delay_ms is not None and delay_ms < 0:
             raise ValidationError("delay must be a non-negative number of milliseconds")
         now = utcnow()
@@ -263,7 +297,9 @@ class ExecutionService:
 
         Keyword arguments are those of :meth:`prepare`.
         """
-        row = await self.prepare(principal.user, action_ref, parameters, **kwargs)
+        row = await self.prepare(
+            principal.user, action_ref, parameters, principal=principal, **kwargs
+        )
         await self.db.write(lambda conn: exrepo.insert(conn, [row]))
         self.signal_new([row])
         return exrepo.Execution.from_row(_RowProxy(row))
@@ -344,10 +380,19 @@ class ExecutionService:
 
     @staticmethod
     def _check_owner(principal: Principal, ex: exrepo.Execution, verb: str) -> None:
+        """The owner, an admin, or a role granting the execution permission (directly or
+        through ``action_execute`` on the execution's action) may control an execution."""
         if principal.is_admin or ex.user == principal.user:
             return
+        permission = "execution_re_run" if verb == "re-run" else "execution_stop"
+        uid = f"execution:{ex.id}"
+        if has_permission(principal, permission, uid) or has_permission(
+            principal, "action_execute", uid_for_ref("action", ex.action_ref)
+        ):
+            return
         raise PermissionDenied(
-            f"user {principal.user!r} may not {verb} execution {ex.id} of user {ex.user!r}"
+            f"user '{principal.user}' lacks permission '{permission}' on '{uid}' "
+            f"(an execution of user '{ex.user}')"
         )
 
 

@@ -326,7 +326,8 @@ class RunnerHost:
         if bundle.runner.name == "python-script":
             venv = virtualenv_python(self.settings.home, bundle.pack)
             python = str(venv) if venv else None
-        principal = Principal(ex.user, roles=await self.auth.roles(ex.user), method="internal")
+        # The action acts as its user, with that user's roles and grants (RBAC).
+        principal = await self.auth.principal_for(ex.user)
         ctx = RunContext(
             execution_id=ex.id,
             action_ref=bundle.ref,

@@ -22,10 +22,15 @@ __all__ = [
     "delete_user",
     "find_api_key",
     "find_token",
+    "get_api_key",
+    "get_token",
     "get_user",
     "list_api_keys",
     "list_users",
     "revoke_token",
+    "revoke_token_id",
+    "revoke_user_tokens",
+    "set_api_key_enabled",
     "update_user",
 ]
 
@@ -141,6 +146,28 @@ def find_token(conn: Connection, token_hash: str) -> Token | None:
     return Token(row.id, row.user, row.expiry, row.revoked, row.doc, row.created_at)
 
 
+def get_token(conn: Connection, token_id: str) -> Token | None:
+    row = (conn.execute(sa.select(tokens).where(tokens.c.id == token_id))).first()
+    if row is None:
+        return None
+    return Token(row.id, row.user, row.expiry, row.revoked, row.doc, row.created_at)
+
+
+def revoke_token_id(conn: Connection, token_id: str) -> bool:
+    res = conn.execute(tokens.update().where(tokens.c.id == token_id).values(revoked=True))
+    return bool(res.rowcount)
+
+
+def revoke_user_tokens(conn: Connection, user: str) -> int:
+    """Revoke every token of ``user``; returns how many were still valid."""
+    res = conn.execute(
+        tokens.update()
+        .where(tokens.c.user == user, tokens.c.revoked.is_(False))
+        .values(revoked=True)
+    )
+    return int(res.rowcount or 0)
+
+
 def revoke_token(conn: Connection, token_hash: str) -> bool:
     res = conn.execute(
         tokens.update().where(tokens.c.token_hash == token_hash).values(revoked=True)
@@ -170,6 +197,18 @@ def find_api_key(conn: Connection, key_hash: str) -> ApiKey | None:
     if row is None:
         return None
     return ApiKey(row.id, row.user, row.enabled, row.doc, row.created_at)
+
+
+def get_api_key(conn: Connection, key_id: str) -> ApiKey | None:
+    row = (conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id))).first()
+    if row is None:
+        return None
+    return ApiKey(row.id, row.user, row.enabled, row.doc, row.created_at)
+
+
+def set_api_key_enabled(conn: Connection, key_id: str, enabled: bool) -> bool:
+    res = conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(enabled=enabled))
+    return bool(res.rowcount)
 
 
 def list_api_keys(conn: Connection, *, user: str | None = None) -> list[ApiKey]:

@@ -35,6 +35,8 @@ __all__ = [
     "packs",
     "policies",
     "processes",
+    "rbac_role_assignments",
+    "rbac_roles",
     "rule_enforcements",
     "rules",
     "sensor_types",
@@ -598,4 +600,36 @@ inquiries = sa.Table(
     _ts("responded_at", nullable=True),
     _team(),
     sa.Index("ix_inquiries_status_expires", "status", "expires_at"),
+)
+
+# --- RBAC (issue 5) ---------------------------------------------------------------------------
+
+#: Custom roles, synchronized from ``$SQUALL_HOME/rbac/roles/*.yaml`` (system roles are built in).
+rbac_roles = sa.Table(
+    "rbac_roles",
+    metadata,
+    sa.Column("name", sa.String(256), primary_key=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    #: ``[{"resource_uid": "pack:x" | null, "permission_types": [...]}, ...]``
+    sa.Column("grants", JSONDoc, nullable=False),
+    #: The file the role came from.
+    sa.Column("source", sa.Text, nullable=False),
+    _team(),
+    _ts("updated_at", nullable=False),
+)
+
+#: Role assignments from ``$SQUALL_HOME/rbac/assignments/<user>.yaml`` (the user need not exist
+#: locally: proxy-authenticated users get their roles here). Roles set with ``squall user``
+#: live in ``users.roles``.
+rbac_role_assignments = sa.Table(
+    "rbac_role_assignments",
+    metadata,
+    sa.Column("user", sa.String(256), primary_key=True),
+    sa.Column("role", sa.String(256), primary_key=True),
+    sa.Column("source", sa.String(512), primary_key=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("is_remote", sa.Boolean, nullable=False),
+    _team(),
+    _ts("updated_at", nullable=False),
 )

@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 from starlette.responses import PlainTextResponse, Response
 
 from squall.api.deps import Auth, Paging, get_runtime
+from squall.api.list_filters import packed_target, visibility_limited, visible
 from squall.api.serialize import json_response
 from squall.errors import NotFoundError, PackError
 from squall.runners.catalog import RUNNER_TYPES
@@ -26,8 +27,19 @@ async def list_actions(
     name: str | None = None,
 ) -> Response:
     rt = get_runtime(request)
+    limited = visibility_limited(request, principal)
 
     def _read(conn: Connection) -> Any:
+        if limited:  # filter by permission first, then page
+            records, _ = content.list_actions(conn, pack=pack, name=name, limit=1_000_000)
+            records = visible(
+                request,
+                principal,
+                "action",
+                records,
+                lambda r: packed_target("action", r.pack, r.name),
+            )
+            return records[page.offset : page.offset + page.limit], len(records)
         records, total = content.list_actions(
             conn, pack=pack, name=name, limit=page.limit, offset=page.offset
         )

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy import Connection
 from starlette.responses import Response
 
-from squall.api.deps import Admin, Auth, Paging, get_runtime
+from squall.api.deps import Auth, Paging, get_runtime
 from squall.api.serialize import MASK, json_response
 from squall.auth.service import Principal
 from squall.errors import NotFoundError, PermissionDenied, ValidationError
@@ -99,7 +99,7 @@ async def get_config(
 
 @router.put("/api/v1/configs/{pack_ref}")
 async def put_config(
-    pack_ref: str, request: Request, principal: Admin, show_secrets: bool = False
+    pack_ref: str, request: Request, principal: Auth, show_secrets: bool = False
 ) -> Response:
     """Replace a pack's config with the JSON object in the body (validated by its schema)."""
     import orjson

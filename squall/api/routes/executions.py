@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 from starlette.responses import PlainTextResponse, Response
 
 from squall.api.deps import Auth, Paging, get_runtime
+from squall.api.list_filters import scoped_execution_filter
 from squall.api.serialize import execution_doc, json_response, project
 from squall.engine.executions import ActionBundle
 from squall.engine.runtime import Runtime
@@ -109,9 +110,8 @@ async def create_execution(body: ExecutionRequest, request: Request, principal: 
         )
     actor = principal
     if body.user and body.user != principal.user:
-        from squall.auth.service import Principal
-
-        actor = Principal(body.user, (), "impersonated")
+        # An admin acting as another user acts with that user's permissions.
+        actor = await rt.auth.principal_for(body.user, method="impersonated")
     context = dict(body.context or {})
     header_ctx = request.headers.get("st2-context")
     if header_ctx:
@@ -181,6 +181,7 @@ async def list_executions(
         trigger_type=trigger_type,
         created_at=_parse_ts(timestamp, "timestamp"),
     )
+    flt = scoped_execution_filter(request, principal, flt)
     include = _split(include_attributes)
     exclude = _split(exclude_attributes)
     with_result = (not include or any(p.split(".")[0] == "result" for p in include)) and (

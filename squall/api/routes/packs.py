@@ -6,7 +6,9 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from squall.api.deps import Admin, Auth, get_runtime
+from squall.api.authz import Target
+from squall.api.deps import Auth, get_runtime
+from squall.api.list_filters import visible
 from squall.api.serialize import json_response
 from squall.errors import NotFoundError
 from squall.store import content
@@ -29,6 +31,7 @@ def _pack_doc(record: content.PackRecord) -> dict[str, object]:
 @router.get("")
 async def list_packs(request: Request, principal: Auth) -> Response:
     records = await get_runtime(request).db.read(lambda conn: content.list_packs(conn))
+    records = visible(request, principal, "pack", records, lambda r: Target(f"pack:{r.ref}"))
     return json_response(
         [_pack_doc(r) for r in records], headers={"X-Total-Count": str(len(records))}
     )
@@ -43,7 +46,7 @@ async def get_pack(ref: str, request: Request, principal: Auth) -> Response:
 
 
 @router.post("/register")
-async def register_packs(body: RegisterRequest, request: Request, principal: Admin) -> Response:
+async def register_packs(body: RegisterRequest, request: Request, principal: Auth) -> Response:
     """Register packs from the pack search path; reports every problem per pack."""
     rt = get_runtime(request)
     results = await rt.packs.register_all(body.packs or None)
@@ -71,12 +74,12 @@ class UninstallRequest(BaseModel):
 
 
 @router.post("/uninstall")
-async def uninstall_packs(body: UninstallRequest, request: Request, principal: Admin) -> Response:
+async def uninstall_packs(body: UninstallRequest, request: Request, principal: Auth) -> Response:
     """Unregister packs (and delete them if they were installed into $SQUALL_HOME/packs)."""
     rt = get_runtime(request)
     return json_response({"removed": [await rt.packs.remove(ref) for ref in body.packs]})
 
 
 @router.delete("/{ref}")
-async def delete_pack(ref: str, request: Request, principal: Admin) -> Response:
+async def delete_pack(ref: str, request: Request, principal: Auth) -> Response:
     return json_response(await get_runtime(request).packs.remove(ref))

@@ -11,8 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 from starlette.responses import Response
 
+from squall.api.authz import Target
 from squall.api.deps import Auth, Paging, get_runtime
+from squall.api.list_filters import visibility_limited, visible
+from squall.api.permission_checks import rule_target
 from squall.api.serialize import json_response
+from squall.auth.rbac import pack_of_uid, uid_for_ref
 from squall.errors import NotFoundError, ValidationError
 from squall.rules.rule import parse_trigger_key
 from squall.store import content, events
@@ -63,6 +67,7 @@ async def list_rules(
         docs = [d for d in docs if trigger in (d["trigger"].get("type"), d["trigger"].get("ref"))]
     if action:
         docs = [d for d in docs if d.get("action", {}).get("ref") == action]
+    docs = visible(request, principal, "rule", docs, rule_target)
     return _page(docs[page.offset : page.offset + page.limit], len(docs), page.limit)
 
 
@@ -95,7 +100,11 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 @router.post("/api/v1/rules", status_code=201)
 async def create_rule(request: Request, principal: Auth) -> Response:
-    rule = await get_runtime(request).rules.create(await _json_body(request))
+    doc = await _json_body(request)
+    # StackStorm records who created a rule (permission isolation shows it to them only).
+    context = doc.get("context")
+    doc["context"] = {**(context if isinstance(context, dict) else {}), "user": principal.user}
+    rule = await get_runtime(request).rules.create(doc)
     return json_response(rule, 201)
 
 
@@ -194,6 +203,8 @@ async def list_enforcements(
     execution: str | None = None,
     status: str | None = None,
 ) -> Response:
+    limited = visibility_limited(request, principal)
+
     def _read(conn: Connection) -> tuple[list[events.Enforcement], int]:
         return events.list_enforcements(
             conn,
@@ -201,12 +212,23 @@ async def list_enforcements(
             trigger_instance_id=trigger_instance,
             execution_id=execution,
             status=status,
-            limit=page.limit,
-            offset=page.offset,
+            limit=1_000_000 if limited else page.limit,
+            offset=0 if limited else page.offset,
         )
 
     rows, total = await get_runtime(request).db.read(_read)
+    if limited:
+        rows = visible(request, principal, "rule_enforcement", rows, _enforcement_target)
+        total = len(rows)
+        rows = rows[page.offset : page.offset + page.limit]
     return _page([r.as_api() for r in rows], total, page.limit)
+
+
+def _enforcement_target(row: events.Enforcement) -> Target:
+    rule_uid = uid_for_ref("rule", row.rule_ref)
+    return Target(
+        f"rule_enforcement:{row.id}", pack=pack_of_uid(rule_uid), also=(("rule_view", rule_uid),)
+    )
 
 
 @router.get("/api/v1/ruleenforcements/{enforcement_id}")

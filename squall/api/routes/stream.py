@@ -21,6 +21,7 @@ from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from squall.api.deps import Auth, get_runtime
+from squall.api.list_filters import stream_visibility
 from squall.api.serialize import execution_doc
 from squall.auth.service import Principal
 from squall.engine.runtime import Runtime
@@ -45,14 +46,21 @@ Visibility = Callable[[StreamEvent], bool]
 
 
 async def authorize_stream(rt: Runtime, principal: Principal) -> Visibility | None:
-    """RBAC hook for both stream routes.
+    """RBAC hook for both stream routes: a per-event predicate hiding the executions the
+    caller may not view (and, with permission isolation, everyone else's), or ``None`` to
+    show everything. ``stream_view`` itself is checked by the route permission table."""
+    allowed = stream_visibility(principal, isolation=rt.settings.rbac_isolation)
+    if allowed is None:
+        return None
 
-    Raise :class:`~squall.errors.PermissionDenied` when ``principal`` lacks ``stream_view``;
-    return a per-event predicate to hide events from the caller (permission isolation: only
-    their own executions), or ``None`` to show everything. Today every authenticated user
-    may read the stream; the RBAC work fills this in.
-    """
-    return None
+    def visible(event: StreamEvent) -> bool:
+        change = event.change
+        if isinstance(change, OutputChange):
+            return allowed(change.chunk.execution_id, None, change.action_ref)
+        ex = change.execution
+        return allowed(ex.id, ex.user, ex.action_ref)
+
+    return visible
 
 
 def _split(values: list[str] | None) -> list[str]:

@@ -9,8 +9,11 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from squall.api.authz import Target
 from squall.api.deps import Auth, get_runtime, require_principal
+from squall.api.list_filters import visible
 from squall.api.serialize import json_response
+from squall.auth.rbac import require
 from squall.auth.service import Principal
 from squall.engine.runtime import Runtime
 from squall.engine.webhooks import parse_body
@@ -30,6 +33,7 @@ async def _principal_or_none(request: Request) -> Principal | None:
 @router.get("")
 async def list_webhooks(request: Request, principal: Auth) -> Response:
     hooks = await get_runtime(request).webhooks.hooks()
+    urls = visible(request, principal, "webhook", sorted(hooks), lambda u: Target(f"webhook:{u}"))
     return json_response(
         [
             {
@@ -38,7 +42,7 @@ async def list_webhooks(request: Request, principal: Auth) -> Response:
                 "parameters": {"url": url},
                 "signature_schemes": [scheme for scheme, _ in cfg.signatures],
             }
-            for url, cfg in sorted(hooks.items())
+            for url, cfg in ((u, hooks[u]) for u in urls)
         ]
     )
 
@@ -87,7 +91,10 @@ async def webhook(hook: str, request: Request) -> Response:
     raw = await request.body()
     headers = {k.lower(): v for k, v in request.headers.items()}
     verified = None
-    if await _principal_or_none(request) is None:
+    principal = await _principal_or_none(request)
+    if principal is not None:
+        require(principal, "webhook_send", f"webhook:{hook}")
+    else:
         if not cfg.signatures:
             raise AuthError(
                 "authentication required",

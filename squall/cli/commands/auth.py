@@ -40,12 +40,21 @@ def cmd_whoami(args: argparse.Namespace, client: Client) -> int:
     return 0
 
 
+def cmd_logout(args: argparse.Namespace, client: Client) -> int:
+    """Revoke the cached token and forget it."""
+    client.logout()
+    print(f"logged out of {client.url}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     login = sub.add_parser("login", help="log in and cache a token")
     login.add_argument("user")
     login.add_argument("-p", "--password", help="(default: prompt, or SQUALL_PASSWORD)")
     login.add_argument("--ttl", type=int, help="token lifetime in seconds")
     login.set_defaults(func=cmd_login)
+    logout = sub.add_parser("logout", help="revoke and forget the cached token")
+    logout.set_defaults(func=cmd_logout)
     who = sub.add_parser("whoami", help="who the CLI is logged in as")
     who.add_argument("-j", "--json", action="store_true", help="print JSON")
     who.set_defaults(func=cmd_whoami)
