@@ -45,6 +45,47 @@ PACKS = Path(__file__).resolve().parent / "packs"
 PG_URL = os.environ.get("SQUALL_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _backend_pids(db_name: str) -> list[int]:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_URL, timeout=10)
+    try:
+        rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", db_name)
+    finally:
+        await conn.close()
+    return [int(r[0]) for r in rows]
+
+
+async def measured(
+    server: Server, seconds: float, pids: list[int], db_name: str | None = None
+) -> dict[str, float]:
+    """``end_to_end`` plus the CPU time Squall (and PostgreSQL) spent per event.
+
+    Throughput on a shared 2-core machine depends on what else runs; CPU per event does not,
+    and says what the same work costs on each backend.
+    """
+    backends = await _backend_pids(db_name) if db_name else []
+    before = {p: _cpu_seconds(p) for p in [*pids, *backends]}
+    result = await end_to_end(server, seconds)
+    backends = sorted({*backends, *(await _backend_pids(db_name) if db_name else [])})
+    squall = sum(_cpu_seconds(p) - before.get(p, 0.0) for p in pids)
+    pg = sum(_cpu_seconds(p) - before.get(p, 0.0) for p in backends)
+    events = max(1.0, result["executions_succeeded"])
+    result["squall_cpu_ms_per_event"] = squall / events * 1000
+    if db_name:
+        result["postgres_cpu_ms_per_event"] = pg / events * 1000
+    return result
+
+
 @contextlib.asynccontextmanager
 async def pg_cluster(
     layout: dict[str, str], *, env: dict[str, str] | None = None
@@ -132,16 +173,21 @@ async def main(quick: bool) -> None:
     lat: dict[str, float] = {}
     for _round in range(1 if quick else 2):
         with squall_up(packs_path=[PACKS]) as server:
-            sqlite = await end_to_end(server, seconds)
+            sqlite = await measured(server, seconds, [server.proc.pid])
         emit("SQLite squall up: webhook -> rule -> core.noop", sqlite)
         sqlite_runs.append(sqlite["completed_per_s"])
-        async with pg_cluster({"all": "all"}) as (_cluster, server):
-            pg_all = await end_to_end(server, seconds)
+        async with pg_cluster({"all": "all"}) as (cluster, server):
+            pids = [p.pid for p in cluster.procs.values()]
+            pg_all = await measured(server, seconds, pids, cluster.db_name)
             emit("PostgreSQL --role all: webhook -> rule -> core.noop", pg_all)
             pg_runs.append(pg_all["completed_per_s"])
             if not lat:
                 lat = await latency(server, 200.0, 3 if quick else 10)
                 emit("PostgreSQL --role all: webhook accepted -> execution started", lat)
+    results["sqlite_cpu_ms_per_event"] = sqlite["squall_cpu_ms_per_event"]
+    results["pg_all_cpu_ms_per_event"] = (
+        pg_all["squall_cpu_ms_per_event"] + pg_all["postgres_cpu_ms_per_event"]
+    )
     results["sqlite_per_s"] = max(sqlite_runs)
     results["pg_all_per_s"] = max(pg_runs)
     results["pg_all_vs_sqlite"] = max(pg_runs) / max(1e-9, max(sqlite_runs))
@@ -152,8 +198,9 @@ async def main(quick: bool) -> None:
     for runners in (1, 2) if quick else (1, 2, 4):
         layout = {"main": "api,rules,scheduler,workflow,timers,gc"}
         layout.update({f"runner{i}": "runner" for i in range(1, runners + 1)})
-        async with pg_cluster(layout) as (_cluster, server):
-            split = await end_to_end(server, seconds)
+        async with pg_cluster(layout) as (cluster, server):
+            pids = [p.pid for p in cluster.procs.values()]
+            split = await measured(server, seconds, pids, cluster.db_name)
         emit(f"PostgreSQL split, {runners} runner process(es)", split)
         curve[runners] = split["completed_per_s"]
         results[f"pg_{runners}_runners_per_s"] = split["completed_per_s"]

@@ -45,6 +45,8 @@ class PgWakeups(LocalWakeups):
     """In-process events, plus LISTEN/NOTIFY to and from the other processes."""
 
     MAX_BACKOFF = 10.0
+    #: Signals raised within this window share one notification round trip.
+    COALESCE_SECONDS = 0.002
     #: A listener that stays silent this long is checked with a query.
     CHECK_SECONDS = 15.0
 
@@ -53,6 +55,7 @@ class PgWakeups(LocalWakeups):
         self.db = db
         self.channels = channels
         self._conn: Any = None
+        self._server_pid: int | None = None
         self._outbox: set[str] = set()
         self._kick = asyncio.Event()
         self._lost = asyncio.Event()
@@ -123,6 +126,7 @@ class PgWakeups(LocalWakeups):
                 delay = min(self.MAX_BACKOFF, delay * 2)
                 continue
             self._conn = conn
+            self._server_pid = conn.get_server_pid()
             self._lost.clear()
             return
 
@@ -132,7 +136,9 @@ class PgWakeups(LocalWakeups):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.close(), 2)
 
-    def _on_notify(self, _conn: Any, _pid: int, channel: str, _payload: str) -> None:
+    def _on_notify(self, _conn: Any, pid: int, channel: str, _payload: str) -> None:
+        if pid == self._server_pid:
+            return  # our own notification: local consumers were woken when it was raised
         self.received += 1
         LocalWakeups.signal(self, channel[len(_PREFIX) :])
 
@@ -153,6 +159,7 @@ class PgWakeups(LocalWakeups):
                 if self._lost.is_set() or not self.connected:
                     await self._reconnect()
                 if self._outbox:
+                    await asyncio.sleep(self.COALESCE_SECONDS)  # let a burst gather
                     channels, self._outbox = sorted(self._outbox), set()
                     await self._conn.execute(
                         "SELECT pg_notify($1 || c, '') FROM unnest($2::text[]) AS c",

@@ -175,7 +175,7 @@ class Cluster:
                 if rows:
                     proc.squall_id = rows[0][0]
             ok = proc.squall_id is not None
-            if ok and "api" in proc.roles.split(","):
+            if ok and {"api", "all"} & set(proc.roles.split(",")):
                 try:
                     async with httpx.AsyncClient() as c:
                         ok = (await c.get(f"{proc.url}/healthz", timeout=1)).status_code == 200

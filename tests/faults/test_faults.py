@@ -235,7 +235,6 @@ async def kill_rules(cluster: Cluster, load: Load) -> tuple[float, str]:
     victim = next(
         p for p in (cluster.procs["rules1"], cluster.procs["rules2"]) if p.squall_id != leader
     )
-    burst = asyncio.create_task(load.burst(300))
 
     async def claims() -> list[str]:
         rows = await cluster.query(
@@ -244,26 +243,41 @@ async def kill_rules(cluster: Cluster, load: Load) -> tuple[float, str]:
         )
         return [r[0] for r in rows]
 
-    try:
-        held = await eventually(claims, timeout=20, interval=0.005, message="a claimed batch")
-    except AssertionError:
-        held = []
+    # Catch it holding a batch: freeze it (SIGSTOP) as soon as it has claims, check they are
+    # still uncommitted, then kill it. A batch takes milliseconds, so try a few bursts.
+    held: list[str] = []
+    t0 = time.monotonic()
+    for _attempt in range(10):
+        burst = asyncio.create_task(load.burst(200))
+        try:
+            await eventually(claims, timeout=10, interval=0.002, message="a claimed batch")
+        except AssertionError:
+            await burst
+            continue
+        cluster.kill(victim, signal.SIGSTOP)
+        t0 = time.monotonic()  # frozen: as good as dead from here
+        held = await claims()
+        await burst
+        if held:
+            break
+        cluster.kill(victim, signal.SIGCONT)
     cluster.kill(victim)
-    await burst
+    if not held:
+        t0 = time.monotonic()
 
     async def processed() -> bool:
-        if not held:
-            return True
         n = await cluster.scalar(
             "SELECT count(*) FROM trigger_instances WHERE id = ANY($1) AND status = 'processed'",
             held,
         )
         return bool(n == len(held))
 
-    took = await _timed(processed, LEASE + 15, "the claimed batch to be processed")
+    await eventually(processed, timeout=LEASE + 15, interval=0.1, message="the dead batch")
+    took = time.monotonic() - t0
+    assert held, "never caught the rules engine holding a batch"
+    assert took <= LEASE + 5, f"the batch was processed {took:.1f}s after the kill"
     await _restart(cluster, victim)
-    what = f"batch of {len(held)} claimed instances" if held else "no batch caught in flight"
-    return took, f"{what} processed by the other engine"
+    return took, f"its batch of {len(held)} claimed instances processed by the other engine"
 
 
 async def kill_timers_leader(cluster: Cluster, load: Load) -> tuple[float, str]:
