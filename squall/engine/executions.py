@@ -98,6 +98,9 @@ class ExecutionService:
         #: such executions are written ``scheduled`` directly, saving one hand-off.
         self.may_skip_scheduler: Callable[[str], Awaitable[bool]] | None = None
         self.metrics: Any = None
+        #: The local runner host's :meth:`~squall.engine.runner_host.RunnerHost.adopt`, when
+        #: this process runs one: new executions start without a claim round trip.
+        self.adopt: Callable[[Connection, list[dict[str, Any]]], None] | None = None
         #: Looks up the principal a user acts as, so that templates rendered for a user's
         #: execution read the datastore with that user's permissions (set by the runtime).
         self.principal_for: Callable[[str], Awaitable[Principal]] | None = None
@@ -300,9 +303,16 @@ class ExecutionService:
         row = await self.prepare(
             principal.user, action_ref, parameters, principal=principal, **kwargs
         )
-        await self.db.write(lambda conn: exrepo.insert(conn, [row]))
+        await self.db.write(lambda conn: self.insert_rows(conn, [row]))
         self.signal_new([row])
         return exrepo.Execution.from_row(_RowProxy(row))
+
+    def insert_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Write new execution rows (in the caller's transaction), letting the local runner
+        host adopt what it can run right away."""
+        if self.adopt is not None:
+            self.adopt(conn, rows)
+        exrepo.insert(conn, rows)
 
     def signal_new(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Wake whoever handles new executions next (the scheduler or the runners)."""
@@ -312,7 +322,7 @@ class ExecutionService:
         statuses = {r["status"] for r in rows}
         if statuses & {_S.REQUESTED, _S.DELAYED}:
             self.wakeups.signal("scheduler")
-        if _S.SCHEDULED in statuses:
+        if _S.SCHEDULED in statuses:  # adopted rows (running) need no wake-up
             self.wakeups.signal("runner")
 
     # --- terminal transitions ---------------------------------------------------------------

@@ -43,7 +43,6 @@ from squall.rules import CompiledRule, RuleSet, compile_rule
 from squall.rules.rendering import action_render_context, render_action_parameters
 from squall.rules.storm import StormBucket
 from squall.store import content, events
-from squall.store import executions as exrepo
 from squall.store.db import Database
 from squall.store.util import utcnow
 
@@ -294,7 +293,7 @@ class RulesEngine:
             r["execution_id"] for r in enforcement_rows if r["id"] in inserted and r["execution_id"]
         }
         fresh = [r for r in execution_rows if r["id"] in wanted]
-        exrepo.insert(conn, fresh)
+        self.executions.insert_rows(conn, fresh)
         return fresh
 
     @staticmethod

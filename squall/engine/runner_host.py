@@ -35,7 +35,7 @@ from squall.model.status import ExecutionStatus
 from squall.runners.base import RunContext, RunResult
 from squall.runners.registry import RunnerRegistry
 from squall.store import executions as exrepo
-from squall.store.db import Database
+from squall.store.db import Database, after_commit
 from squall.store.util import utcnow
 
 __all__ = ["ActionDatastore", "RunnerHost"]
@@ -135,6 +135,17 @@ class _InFlight:
     cancel_requested: bool = False
 
 
+def _stamp(now: datetime) -> str:
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class _Row:
+    """Lets :meth:`Execution.from_row` read a plain dict."""
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        self._mapping = row
+
+
 class RunnerHost:
     """Service loop of the ``runner`` role."""
 
@@ -211,6 +222,47 @@ class RunnerHost:
                 await self.wakeups.wait("runner", self.POLL_SECONDS)
         self._claims_stopped.set()
 
+    # --- local hand-off -------------------------------------------------------------------
+
+    def adopt(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Take new ``scheduled`` rows about to be inserted by this process, in its transaction.
+
+        Rows this host can run, up to its free capacity, are written as ``running`` under its
+        lease and start once the transaction commits — no claim transaction, no wake-up. Rows
+        it leaves are claimed the usual way (by this or any other runner process).
+        """
+        if self._stopping:
+            return
+        free = self.capacity - len(self._inflight)
+        if free <= 0:
+            return
+        hosted = self.runners.hosted_types
+        now = utcnow()
+        until = now + self.lease
+        taken: list[dict[str, Any]] = []
+        for row in rows:
+            if len(taken) >= free:
+                break
+            if row["status"] != _S.SCHEDULED or row["runner_type"] not in hosted:
+                continue
+            row["status"] = _S.RUNNING
+            row["log"] = [*row["log"], {"status": _S.RUNNING, "timestamp": _stamp(now)}]
+            row["started_at"] = now
+            row["lease_owner"] = self.owner
+            row["lease_expires_at"] = until
+            taken.append(row)
+        if taken:
+            after_commit(conn, functools.partial(self._start_adopted, taken))
+
+    def _start_adopted(self, rows: list[dict[str, Any]]) -> None:
+        loop = asyncio.get_running_loop()
+        for row in rows:
+            ex = exrepo.Execution.from_row(_Row(row))
+            task = loop.create_task(self._execute(ex), name=f"execution-{ex.id}")
+            self._inflight[ex.id] = _InFlight(task)
+        if self.metrics is not None:
+            self.metrics.executions_in_flight.set(len(self._inflight))
+
     async def _claim(self, limit: int) -> list[exrepo.Execution]:
         now = utcnow()
         until = now + self.lease
@@ -284,13 +336,16 @@ class RunnerHost:
             )
         finally:
             await self._finish(ex, status, result)
+            was_full = len(self._inflight) >= self.capacity
             self._inflight.pop(ex.id, None)
             if self.metrics is not None:
                 self.metrics.executions_in_flight.set(len(self._inflight))
             if token is not None:
                 with contextlib.suppress(Exception):
                     await self.auth.revoke_token(token)
-            self.wakeups.signal("runner", local=True)  # a free slot: only ours to fill
+            if was_full:
+                # A slot opened while work may be waiting: claim now, not at the next poll.
+                self.wakeups.signal("runner", local=True)
 
     async def _context(
         self, ex: exrepo.Execution, bundle: ActionBundle

@@ -352,6 +352,7 @@ class Runtime:
                 triggers=self.triggers,
             )
             self.runner_host.metrics = self.metrics
+            self.executions.adopt = self.runner_host.adopt
             self._tasks.append(loop.create_task(self.runner_host.run(), name="runner-host"))
         if "workflow" in self.roles:
             self._tasks.append(loop.create_task(self.workflows.run(), name="workflows"))

@@ -246,7 +246,7 @@ class WorkflowService:
         plans = await asyncio.gather(*(self.starter.plan(ex) for ex in claimed))
 
         def _commit(conn: Connection) -> Txn:
-            tx = Txn(conn, utcnow())
+            tx = Txn(conn, utcnow(), insert=self.executions.insert_rows)
             for plan in plans:
                 try:
                     with conn.begin_nested():
@@ -280,7 +280,7 @@ class WorkflowService:
         return len(tx.done)
 
     def _process(self, conn: Connection, ids: Sequence[str] | None, wait: bool) -> Txn:
-        tx = Txn(conn, utcnow())
+        tx = Txn(conn, utcnow(), insert=self.executions.insert_rows)
         if ids is None:
             if time.monotonic() - self._last_scan >= self.SCAN_SECONDS:
                 self._scan(tx)
@@ -326,7 +326,7 @@ class WorkflowService:
         tx.done.append(run)
 
     def _crash(self, conn: Connection, failed: _RunFailed) -> Txn:
-        tx = Txn(conn, utcnow())
+        tx = Txn(conn, utcnow(), insert=self.executions.insert_rows)
         row = wfrepo.get_workflow(conn, failed.workflow_id)
         if row is None:
             return tx

@@ -12,7 +12,7 @@ their runner host.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -87,11 +87,18 @@ class Txn:
     rejections: dict[str, str] = field(default_factory=dict)
     #: Runs to keep warm once the transaction committed.
     done: list[Run] = field(default_factory=list)
+    #: Writes new executions (letting the local runner host adopt them); plain insert if None.
+    insert: Callable[[Connection, list[dict[str, Any]]], None] | None = None
 
     def children(self, rows: list[dict[str, Any]]) -> None:
         """Write new child executions and wake whoever takes them next."""
-        exrepo.insert(self.conn, rows)
+        if self.insert is not None:
+            self.insert(self.conn, rows)
+        else:
+            exrepo.insert(self.conn, rows)
         for row in rows:
+            if row["status"] == _S.RUNNING:
+                continue  # adopted by this process's runner host: it starts after the commit
             if row["status"] != _S.SCHEDULED:
                 self.signals.add("scheduler")
             elif row["runner_type"] in ENGINE_RUNNERS:

@@ -45,6 +45,7 @@ __all__ = [
     "Database",
     "ReadFn",
     "WriteFn",
+    "after_commit",
     "async_url",
     "describe_url",
     "signals_in_transaction",
@@ -63,6 +64,40 @@ _READERS = 4
 _TX_SIGNALS: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
     "squall_tx_signals", default=None
 )
+
+
+_AFTER_COMMIT = "squall_after_commit"
+
+
+def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
+    """Run ``callback`` on the event loop once the transaction of ``conn`` has committed.
+
+    Callbacks of a transaction that rolls back (including a group-commit batch that is
+    retried write by write) are discarded, so work started from them only ever refers to
+    committed rows.
+    """
+    conn.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+def _take_after_commit(conn: Connection) -> list[Callable[[], None]]:
+    callbacks: list[Callable[[], None]] = conn.info.pop(_AFTER_COMMIT, [])
+    return callbacks
+
+
+def _run_callbacks(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # a post-commit callback must not break the writer
+            log.exception("after-commit callback failed")
+
+
+def _collecting(conn: Connection, fn: WriteFn[T], callbacks: list[Callable[[], None]]) -> T:
+    """Run ``fn`` and move the after-commit callbacks it registered into ``callbacks``."""
+    _take_after_commit(conn)  # leftovers of an earlier use of the pooled connection
+    value = fn(conn)
+    callbacks.extend(_take_after_commit(conn))
+    return value
 
 
 def signals_in_transaction() -> set[str] | None:
@@ -281,9 +316,10 @@ class Database:
             signals: set[str] = set()
             token = _TX_SIGNALS.set(signals)
             committing = False
+            callbacks: list[Callable[[], None]] = []
             try:
                 async with self._async.begin() as aconn:
-                    result = await aconn.run_sync(fn)
+                    result = await aconn.run_sync(_collecting, fn, callbacks)
                     committing = True
             except IntegrityError:
                 raise
@@ -297,6 +333,7 @@ class Database:
                 _TX_SIGNALS.reset(token)
             if signals and self.on_commit_signals is not None:
                 self.on_commit_signals(signals)
+            _run_callbacks(callbacks)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -388,10 +425,14 @@ class Database:
             fns = [fn for fn, _ in batch]
             if self.on_batch is not None:
                 self.on_batch(len(fns))
+            callbacks: list[Callable[[], None]] = []
             try:
-                outcomes = await loop.run_in_executor(self._write_thread, self._run_batch, fns)
+                outcomes = await loop.run_in_executor(
+                    self._write_thread, self._run_batch, fns, callbacks
+                )
             except Exception as exc:  # pragma: no cover - _run_batch returns, never raises
                 outcomes = [(False, exc)] * len(batch)
+            _run_callbacks(callbacks)
             for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
                 if fut.done():
                     continue
@@ -400,12 +441,19 @@ class Database:
                 else:
                     fut.set_exception(value)
 
-    def _run_batch(self, fns: list[WriteFn[Any]]) -> list[tuple[bool, Any]]:
-        """In the writer thread: run ``fns`` in one transaction; (ok, result|exception) each."""
+    def _run_batch(
+        self, fns: list[WriteFn[Any]], callbacks: list[Callable[[], None]]
+    ) -> list[tuple[bool, Any]]:
+        """In the writer thread: run ``fns`` in one transaction; (ok, result|exception) each.
+
+        The after-commit callbacks of the committed writes are appended to ``callbacks``.
+        """
         assert self._sync_write is not None
         results: list[Any] = []
+        pending: list[Callable[[], None]] = []
         try:
             with self._sync_write.begin() as conn:
+                _take_after_commit(conn)  # leftovers of an earlier use of the connection
                 for fn in fns:
                     try:
                         results.append(fn(conn))
@@ -413,14 +461,16 @@ class Database:
                         if len(fns) == 1:
                             raise
                         raise _SiblingFailed from exc
+                pending = _take_after_commit(conn)
         except _SiblingFailed:
             out: list[tuple[bool, Any]] = []
             for fn in fns:
-                out.extend(self._run_batch([fn]))
+                out.extend(self._run_batch([fn], callbacks))
             return out
         except Exception as exc:
             # A single write failed, or the commit itself failed (then every write did).
             return [(False, _translate(exc))] * len(fns)
+        callbacks.extend(pending)
         return [(True, r) for r in results]
 
     # --- schema and lifecycle -----------------------------------------------------------------
@@ -468,6 +518,9 @@ class Database:
         if self._closed:
             return
         if self._async is not None:
+            if self._pg_batcher is not None and not self._pg_batcher.done():
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(self._pg_batcher), timeout=10)
             self._closed = True
             await self._async.dispose()
             return

@@ -85,18 +85,56 @@ class Graph:
         return self.nodes[name]
 
 
-def _in_cycle(spec: WorkflowSpec, name: str) -> bool:
-    seen: set[str] = set()
-    queue = deque(n for n, _, _ in _next(spec, name))
-    while queue:
-        current = queue.popleft()
-        if current == name:
-            return True
-        if current in seen:
+def cycle_nodes(spec: WorkflowSpec) -> frozenset[str]:
+    """Every task that lies on a cycle of the task graph.
+
+    Tarjan's strongly connected components, iteratively, in time linear in the tasks and
+    transitions (a task is on a cycle when its component has several tasks or a self-loop).
+    """
+    successors = {
+        name: [n for n, _, _ in task.next_tasks() if n in spec.tasks]
+        for name, task in spec.tasks.items()
+    }
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    result: set[str] = set()
+    counter = 0
+    for root in successors:
+        if root in index:
             continue
-        seen.add(current)
-        queue.extend(n for n, _, _ in _next(spec, current))
-    return False
+        work: list[tuple[str, int]] = [(root, 0)]
+        while work:
+            node, i = work.pop()
+            if i == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            children = successors[node]
+            if i < len(children):
+                work.append((node, i + 1))
+                child = children[i]
+                if child not in index:
+                    work.append((child, 0))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1 or node in successors[node]:
+                    result.update(component)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    return frozenset(result)
 
 
 def _next(spec: WorkflowSpec, name: str) -> list[tuple[str, str | None, int]]:
@@ -112,12 +150,10 @@ def compile_graph(spec: WorkflowSpec) -> Graph:
         for next_name, _, _ in task.next_tasks():
             prev_count[next_name] = prev_count.get(next_name, 0) + 1
     roots = sorted(name for name in spec.tasks if not prev_count.get(name))
-    cycle_cache: dict[str, bool] = {}
+    cyclic = cycle_nodes(spec)
 
     def in_cycle(name: str) -> bool:
-        if name not in cycle_cache:
-            cycle_cache[name] = _in_cycle(spec, name)
-        return cycle_cache[name]
+        return name in cyclic
 
     nodes: dict[str, Node] = {}
     queue = deque(roots)

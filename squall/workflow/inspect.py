@@ -20,6 +20,7 @@ from typing import Any
 import jsonschema
 
 from squall.workflow import expr_checks as expr
+from squall.workflow.graph import cycle_nodes
 from squall.workflow.params import parse_inline_params_ordered
 from squall.workflow.schema import WORKFLOW_SCHEMA, normalize_for_schema
 from squall.workflow.spec import (
@@ -109,19 +110,6 @@ def _start_tasks(spec: WorkflowSpec) -> list[str]:
     return sorted(name for name in spec.tasks if name not in referenced)
 
 
-def _in_cycle(spec: WorkflowSpec, name: str) -> bool:
-    seen: set[str] = set()
-    queue = deque(n for n, _, _ in _next(spec, name))
-    while queue:
-        current = queue.popleft()
-        if current == name:
-            return True
-        if current not in seen:
-            seen.add(current)
-            queue.extend(n for n, _, _ in _next(spec, current))
-    return False
-
-
 def _next(spec: WorkflowSpec, name: str) -> list[tuple[str, str | None, int]]:
     return spec.tasks[name].next_tasks() if name in spec.tasks else []
 
@@ -186,20 +174,21 @@ def _unreachable_joins(spec: WorkflowSpec, starts: list[str]) -> list[dict[str, 
         for n, _, _ in task.next_tasks():
             prev_count[n] = prev_count.get(n, 0) + 1
     staging: dict[str, dict[str, Any]] = {}
+    cyclic = cycle_nodes(spec)
     queue: deque[tuple[str | None, str, list[str]]] = deque((None, s, []) for s in starts)
     while queue:
         prev_name, name, splits = queue.popleft()
         if name not in spec.tasks:
             continue
         task = spec.tasks[name]
-        if not task.is_join and prev_count.get(name, 0) > 1 and not _in_cycle(spec, name):
+        if not task.is_join and prev_count.get(name, 0) > 1 and name not in cyclic:
             splits.append(name)
         meta = staging.setdefault(name, {"join": task.is_join, "splits": set(), "prev": set()})
         meta["splits"] |= set(splits)
         if prev_name:
             meta["prev"].add(prev_name)
         for next_name, _, _ in task.next_tasks():
-            if next_name not in staging or not _in_cycle(spec, next_name):
+            if next_name not in staging or next_name not in cyclic:
                 queue.append((name, next_name, list(splits)))
     errors = []
     for name, meta in staging.items():
