@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -56,7 +57,7 @@ from squall.model.status import TERMINAL_STATUSES
 from squall.store import executions as exrepo
 from squall.store import workflow_inbox as inbox
 from squall.store import workflows as wfrepo
-from squall.store.db import Database
+from squall.store.db import Database, after_commit
 from squall.store.executions import Execution
 from squall.store.util import utcnow
 from squall.workflow import compile_workflow
@@ -137,7 +138,7 @@ class WorkflowService:
             return
         inbox.add_event(conn, ex.parent_id, "child", data, now=utcnow(), result=ex.result_blob)
         if not self._apply_now(conn, ex.parent_id):
-            self._soon(self.wakeups.signal, "workflow")
+            after_commit(conn, functools.partial(self.wakeups.signal, "workflow"))
 
     def _apply_now(self, conn: Connection, workflow_id: str) -> bool:
         """The fast path for a run that waits on this one child (a sequential stretch): apply
@@ -156,30 +157,8 @@ class WorkflowService:
             return False
         if not tx.done:
             return False
-        self._soon(self._after, tx)
+        after_commit(conn, functools.partial(self._after, tx))
         return True
-
-    def _soon(self, callback: Any, *args: Any) -> None:
-        """Run ``callback`` on the event loop after the current transaction commits.
-
-        Terminal hooks may run in the SQLite writer thread. From there the call is queued
-        without waking the loop (a thread-safe wake-up is a syscall plus a GIL hand-off per
-        child, right in the writer's critical path): the writer wakes the loop anyway when
-        its batch commits, and the callback runs then — after the commit.
-        """
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            loop.call_soon(callback, *args)
-        elif loop.get_debug():
-            loop.call_soon_threadsafe(callback, *args)
-        else:
-            loop.call_soon(callback, *args)
 
     # --- service loop --------------------------------------------------------------------------
 
