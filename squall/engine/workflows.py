@@ -29,6 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from squall.auth.secrets import Cipher
 from squall.auth.service import Principal
@@ -290,6 +291,13 @@ class WorkflowService:
             events = queued[row.id]
             try:
                 self._handle(tx, row, events)
+            except DBAPIError as exc:
+                self._cache.pop(row.id, None)
+                if exc.connection_invalidated:
+                    # The connection failed (lost, the server restarted), not the workflow:
+                    # the transaction is rolled back and its events are applied again.
+                    raise
+                raise _RunFailed(row, events, exc) from exc
             except Exception as exc:
                 self._cache.pop(row.id, None)
                 raise _RunFailed(row, events, exc) from exc

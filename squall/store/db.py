@@ -59,6 +59,9 @@ ReadFn = Callable[[Connection], T]
 
 _MAX_BATCH = 256
 _READERS = 4
+#: Batched PostgreSQL writes commit in up to this many transactions at once: while one
+#: batch commits, the next one is already being written.
+_PG_LANES = 2
 
 #: Wake-up channels signalled inside the PostgreSQL write transaction running in this context.
 _TX_SIGNALS: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
@@ -193,7 +196,7 @@ class Database:
         self._sync_read: Engine | None = None
         self._async: AsyncEngine | None = None
         self._pg_batch: list[tuple[WriteFn[Any], asyncio.Future[Any]]] = []
-        self._pg_batcher: asyncio.Task[None] | None = None
+        self._pg_lanes: set[asyncio.Task[None]] = set()
         if self.dialect == "sqlite":
             self._sync_write = sa.create_engine(
                 url,
@@ -341,8 +344,10 @@ class Database:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         self._pg_batch.append((fn, fut))
-        if self._pg_batcher is None or self._pg_batcher.done():
-            self._pg_batcher = loop.create_task(self._pg_batches(), name="squall-pg-batcher")
+        if len(self._pg_lanes) < _PG_LANES:
+            lane = loop.create_task(self._pg_batches(), name="squall-pg-batcher")
+            self._pg_lanes.add(lane)
+            lane.add_done_callback(self._pg_lanes.discard)
         return await fut
 
     async def _pg_batches(self) -> None:
@@ -518,9 +523,8 @@ class Database:
         if self._closed:
             return
         if self._async is not None:
-            if self._pg_batcher is not None and not self._pg_batcher.done():
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.shield(self._pg_batcher), timeout=10)
+            if self._pg_lanes:
+                await asyncio.wait(list(self._pg_lanes), timeout=10)
             self._closed = True
             await self._async.dispose()
             return

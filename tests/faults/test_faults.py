@@ -491,8 +491,10 @@ async def _check(cluster: Cluster, load: Load, phases: list[Phase]) -> str:
     }
     assert set(statuses) <= set(TERMINAL), statuses
     abandoned = await cluster.query(
-        "SELECT action_ref, convert_from(substring(result from 2), 'UTF8')::json->>'error', "
-        "count(*) FROM executions WHERE status = 'abandoned' GROUP BY 1, 2"
+        "SELECT status, action_ref, left(coalesce(convert_from(substring(result from 2), 'UTF8')"
+        "::json->>'error', convert_from(substring(result from 2), 'UTF8')), 160), count(*) "
+        "FROM executions WHERE status IN ('abandoned', 'failed') AND get_byte(result, 0) = 106 "
+        "GROUP BY 1, 2, 3"
     )
     workflows = {
         r[0]: r[1]
@@ -533,7 +535,7 @@ async def _check(cluster: Cluster, load: Load, phases: list[Phase]) -> str:
         f"enforcements: {enforced} (exactly one per trigger instance)",
         "executions: " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())),
         "workflows: " + ", ".join(f"{k} {v}" for k, v in sorted(workflows.items())),
-        *(f"  abandoned: {n} x {ref} ({why})" for ref, why, n in abandoned),
+        *(f"  {status}: {n} x {ref} ({why})" for status, ref, why, n in abandoned),
         f"timer ticks: fired {len(fired)}, skipped {len(ticks) - len(fired)}, "
         f"duplicated 0, longest gap {worst:.1f}s",
     ]

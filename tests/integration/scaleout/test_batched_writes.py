@@ -7,6 +7,7 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 
+from squall.engine.batching import RowBatcher
 from squall.errors import ConflictError
 from squall.store import events
 from squall.store.db import Database
@@ -46,5 +47,39 @@ async def test_a_failing_write_in_a_batch_fails_alone(pg_url: str) -> None:
             ).scalar_one()
         )
         assert stored == 39
+    finally:
+        await db.close()
+
+
+async def test_rows_from_concurrent_callers_share_an_insert_and_a_bad_row_fails_alone(
+    pg_url: str,
+) -> None:
+    db = Database(pg_url)
+    statements: list[int] = []
+
+    def insert(conn: sa.Connection, rows: object) -> None:
+        statements.append(len(rows))  # type: ignore[arg-type]
+        events.insert_instances(conn, rows)  # type: ignore[arg-type]
+
+    batcher = RowBatcher(db, insert)
+    try:
+        now = utcnow()
+        rows = [
+            events.new_instance(
+                id=f"{i:024d}", trigger="t", trigger_type="t", payload={"i": i}, now=now
+            )
+            for i in range(60)
+        ]
+        rows[13] = {**rows[13], "id": rows[12]["id"]}  # a duplicate key: that one fails
+        results = await asyncio.gather(*(batcher.add(r) for r in rows), return_exceptions=True)
+        failed = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
+        assert len(failed) == 1 and failed[0] in (12, 13)
+        stored = await db.read(
+            lambda conn: conn.execute(
+                sa.select(sa.func.count()).select_from(trigger_instances)
+            ).scalar_one()
+        )
+        assert stored == 59
+        assert max(statements) > 1, "rows arriving together should share a statement"
     finally:
         await db.close()
