@@ -54,7 +54,7 @@ def cmd_status(args: argparse.Namespace, client: Client) -> int:
     if not args.all:
         docs = [d for d in docs if d["status"] == "alive"]
     if args.json:
-        print_json(docs)
+        print_json(docs, stream=sys.stdout)
         return 0
     rows = [
         {
@@ -82,6 +82,7 @@ def cmd_status(args: argparse.Namespace, client: Client) -> int:
         ],
         empty="(no Squall process is registered)",
         footer=f"{alive} live process(es)",
+        stream=sys.stdout,
     )
     return 0
 
