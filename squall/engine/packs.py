@@ -4,7 +4,9 @@ API documents, prepare virtualenvs and replace each pack's content in one transa
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,13 +29,21 @@ from squall.errors import (
     ValidationError,
 )
 from squall.model.ids import new_id
-from squall.packs import LoadedPack, YamlFileError, find_packs, load_pack, load_yaml_file
+from squall.packs import (
+    LoadedPack,
+    YamlFileError,
+    find_packs,
+    load_pack,
+    load_yaml_file,
+    read_pack_ref,
+)
 from squall.params import merge_parameter_specs, validate_parameter_specs
 from squall.rules.rule import trigger_key, trigger_ref
 from squall.rules.validate import check_rule
 from squall.runners.catalog import RUNNER_TYPES
 from squall.store import content, events
 from squall.store.db import Database
+from squall.store.schema import packs as packs_table
 from squall.store.util import utcnow
 
 __all__ = ["BUILTIN_PACKS_DIR", "PackRegistration", "PackService"]
@@ -209,6 +219,49 @@ class PackService:
             out[path.name] = path
         return out
 
+    async def register_changed(self) -> list[PackRegistration]:
+        """Start-up registration: register every pack unless no file of any pack (or its
+        config) changed since the last registration, which costs only a directory walk.
+
+        Any change anywhere falls back to :meth:`register_all`, so cross-pack checks (a rule
+        using another pack's action) stay right.
+        """
+        found = find_packs(self.search_paths())
+        records = {r.ref: r for r in await self.db.read(content.list_packs)}
+        by_path = {r.path: r for r in records.values()}
+        for path in found.packs:
+            record = by_path.get(str(path.absolute()))
+            if record is None or record.doc.get("fingerprint") != self._fingerprint(path):
+                return await self.register_all()
+        current = {str(p.absolute()) for p in found.packs}
+        if any(r.path not in current for r in records.values() if r.origin != "system"):
+            return await self.register_all()  # a pack disappeared: unregister it
+        return [
+            PackRegistration(ref=by_path[str(p.absolute())].ref, path=p, unchanged=True)
+            for p in found.packs
+        ]
+
+    def _fingerprint(self, path: Path) -> str:
+        """Sizes and modification times of every file of a pack, and of its site config."""
+        entries: list[str] = []
+        for root, dirs, files in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if d not in (".git", "__pycache__"))
+            for name in sorted(files):
+                try:
+                    st = os.stat(os.path.join(root, name))
+                except OSError:
+                    continue
+                rel = os.path.relpath(os.path.join(root, name), path)
+                entries.append(f"{rel}:{st.st_size}:{st.st_mtime_ns}")
+        ref = read_pack_ref(path)
+        config = self.settings.configs_dir / f"{ref}.yaml"
+        try:
+            st = config.stat()
+            entries.append(f"@config:{st.st_size}:{st.st_mtime_ns}")
+        except OSError:
+            pass
+        return hashlib.sha256("\n".join(entries).encode()).hexdigest()
+
     async def register_all(
         self,
         only: Sequence[str] | None = None,
@@ -351,6 +404,9 @@ class PackService:
         )
         origin = "system" if path.resolve().is_relative_to(BUILTIN_PACKS_DIR) else "user"
         pack_doc = self._pack_doc(pack, origin)
+        if not reg.issues:
+            # Only a pack that registered cleanly may be skipped at the next start.
+            pack_doc["fingerprint"] = self._fingerprint(path)
         config = (
             (pack.config, pack.config_schema, pack.secret_config_paths)
             if (pack.config_schema is not None or pack.config)
@@ -362,6 +418,13 @@ class PackService:
         def _replace(conn: Connection) -> dict[str, int] | None:
             existing = content.get_pack(conn, pack.ref)
             if existing is not None and existing.content_hash == content_hash:
+                if existing.doc.get("fingerprint") != pack_doc.get("fingerprint"):
+                    # Same content, files touched: remember the files' new state.
+                    conn.execute(
+                        packs_table.update()
+                        .where(packs_table.c.ref == pack.ref)
+                        .values(doc={**existing.doc, "fingerprint": pack_doc.get("fingerprint")})
+                    )
                 return None
             events.bump_version(conn, "packs")
             events.bump_version(conn, "rules")

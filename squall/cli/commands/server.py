@@ -47,7 +47,7 @@ async def _serve(settings: Settings, roles: tuple[str, ...], *, banner: bool) ->
         async with rt.db.advisory_lock(_STARTUP_LOCK):
             generated = await rt.ensure_admin()
             if "api" in rt.roles or "all" in roles:
-                results = await rt.packs.register_all()
+                results = await rt.packs.register_changed()
                 failed = [r for r in results if not r.ok]
                 for r in failed:
                     log.error(

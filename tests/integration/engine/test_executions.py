@@ -253,3 +253,18 @@ def test_no_leftover_processes() -> None:
     """Guard: earlier tests must not leave action processes behind."""
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert "squall-test-" not in out.replace(f"pid {os.getpid()}", "")
+
+
+async def test_start_up_registration_skips_unchanged_packs(runtime: Runtime) -> None:
+    """``squall up`` only walks the pack directories when nothing changed since last time."""
+    results = await runtime.packs.register_changed()
+    assert results and all(r.unchanged for r in results)
+    assert all(not r.counts for r in results)  # nothing was loaded
+    pack_dir = next(p for p in runtime.packs.search_paths() if (p / "testpack").is_dir())
+    meta = pack_dir / "testpack" / "actions" / "types.yaml"
+    meta.touch()
+    os.utime(meta, ns=(meta.stat().st_atime_ns, meta.stat().st_mtime_ns + 1_000_000))
+    results = await runtime.packs.register_changed()
+    assert any(r.ref == "testpack" and r.counts for r in results)  # loaded again
+    results = await runtime.packs.register_changed()
+    assert all(r.unchanged and not r.counts for r in results)
