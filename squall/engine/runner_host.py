@@ -314,8 +314,7 @@ class RunnerHost:
         result: Any = None
         token: str | None = None
         try:
-            bundle = await self.executions.bundle(ex.action_snapshot)
-            ctx, token = await self._context(ex, bundle)
+            bundle, ctx, token = await self._prepare(ex)
             runner = self.runners.get(bundle.runner.name)
             run_result: RunResult = await runner.run(ctx)
             status, result = run_result.status, run_result.result
@@ -346,6 +345,27 @@ class RunnerHost:
             if was_full:
                 # A slot opened while work may be waiting: claim now, not at the next poll.
                 self.wakeups.signal("runner", local=True)
+
+    async def _prepare(self, ex: exrepo.Execution) -> tuple[ActionBundle, RunContext, str | None]:
+        """The action and its run context. Database hiccups (a lost connection, a restart)
+        are waited out for up to half the lease: the action has not run yet, and failing it
+        would blame it for the database."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.lease.total_seconds() / 2
+        delay = 0.25
+        while True:
+            try:
+                bundle = await self.executions.bundle(ex.action_snapshot)
+                ctx, token = await self._context(ex, bundle)
+                return bundle, ctx, token
+            except StoreError as exc:
+                if loop.time() + delay > deadline:
+                    raise
+                log.warning(
+                    "execution %s: preparing failed (%s); retrying in %.2fs", ex.id, exc, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(2.0, delay * 2)
 
     async def _context(
         self, ex: exrepo.Execution, bundle: ActionBundle
