@@ -81,6 +81,8 @@ class Cluster:
     procs: dict[str, Proc] = field(default_factory=dict)
     home: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="squall-cluster-")))
     db_name: str = field(default_factory=lambda: f"squall_cluster_{uuid.uuid4().hex[:10]}")
+    #: Set by a test that passed (its process logs are then not kept).
+    passed: bool = False
     _pool: Any = None
     _tokens: dict[int, str] = field(default_factory=dict)
 

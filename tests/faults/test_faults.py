@@ -37,6 +37,7 @@ import asyncio
 import itertools
 import os
 import shlex
+import shutil
 import signal
 import time
 from collections import Counter
@@ -427,6 +428,10 @@ async def cluster() -> object:
         yield c
     finally:
         await c.stop()
+        if c.passed:
+            shutil.rmtree(c.home, ignore_errors=True)  # else the process logs stay there
+        else:
+            print(f"process logs: {c.home}")
 
 
 async def _settled(cluster: Cluster) -> bool:
@@ -474,6 +479,7 @@ async def test_faults_under_load(cluster: Cluster) -> None:
     settle = await _timed(lambda: _settled(cluster), 2 * LEASE + 60, "the cluster to settle")
 
     report = await _check(cluster, load, phases)
+    cluster.passed = True
     print(report)
     print(f"total {time.monotonic() - started:.0f}s (settled {settle:.1f}s after the load)")
 
