@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 
 from squall.store.schema import (
+    TRIGGER_INSTANCES_OPEN,
     rule_enforcements,
     storm_counters,
     system_state,
@@ -26,6 +27,9 @@ from squall.store.schema import (
     triggers,
     webhook_deliveries,
 )
+
+#: Lets the open-instances partial index serve the claim queries (see TRIGGER_INSTANCES_OPEN).
+_OPEN = sa.text(TRIGGER_INSTANCES_OPEN)
 
 __all__ = [
     "Enforcement",
@@ -231,7 +235,7 @@ def claim_instances(
     c = trigger_instances.c
     rows = conn.execute(
         sa.select(trigger_instances)
-        .where(c.status == "pending")
+        .where(_OPEN, c.status == "pending")
         .order_by(c.occurrence_time, c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -296,7 +300,7 @@ def release_claims(conn: Connection, *, owner: str) -> int:
     c = trigger_instances.c
     res = conn.execute(
         trigger_instances.update()
-        .where(c.status == "processing", c.claimed_by == owner)
+        .where(_OPEN, c.status == "processing", c.claimed_by == owner)
         .values(status="pending", claimed_by=None, claim_expires_at=None)
     )
     return int(res.rowcount or 0)
@@ -307,7 +311,7 @@ def release_expired_claims(conn: Connection, *, now: datetime) -> int:
     c = trigger_instances.c
     res = conn.execute(
         trigger_instances.update()
-        .where(c.status == "processing", c.claim_expires_at < now)
+        .where(_OPEN, c.status == "processing", c.claim_expires_at < now)
         .values(status="pending", claimed_by=None, claim_expires_at=None)
     )
     return int(res.rowcount or 0)

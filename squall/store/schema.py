@@ -424,6 +424,11 @@ triggers = sa.Table(
     _ts("created_at", nullable=False),
 )
 
+#: The predicate of the partial index on open trigger instances. Queries that should use the
+#: index repeat it literally: SQLite (and PostgreSQL's generic plans) use a partial index only
+#: when the query's WHERE implies the predicate, which ``status = ?`` with a bound value does not.
+TRIGGER_INSTANCES_OPEN = "status IN ('pending','processing')"
+
 trigger_instances = sa.Table(
     "trigger_instances",
     metadata,
@@ -447,8 +452,8 @@ trigger_instances = sa.Table(
         "ix_trigger_instances_pending",
         "status",
         "occurrence_time",
-        sqlite_where=sa.text("status IN ('pending','processing')"),
-        postgresql_where=sa.text("status IN ('pending','processing')"),
+        sqlite_where=sa.text(TRIGGER_INSTANCES_OPEN),
+        postgresql_where=sa.text(TRIGGER_INSTANCES_OPEN),
     ),
 )
 
