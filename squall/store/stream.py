@@ -132,6 +132,11 @@ def update_values(conn: Connection) -> Mapping[str, Any]:
     return _UPDATE[conn.dialect.name]
 
 
+def dialect_update_values(dialect: str) -> Mapping[str, Any]:
+    """:func:`update_values` by dialect name (for statements built ahead of a connection)."""
+    return _UPDATE[dialect]
+
+
 def _horizon(conn: Connection) -> int | None:
     """Positions below this are final (PostgreSQL); ``None``: every committed one is."""
     if not _is_pg(conn):

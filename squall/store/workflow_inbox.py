@@ -44,6 +44,18 @@ class WorkflowEvent:
     result: bytes | None
 
 
+# The statements of every workflow transition, built once (building and keying a statement
+# costs more than running it).
+_ADD = workflow_events.insert()
+_CONSUME_ONE = workflow_events.delete().where(_E.id == sa.bindparam("id"))
+_EVENTS_FOR = (
+    sa.select(workflow_events)
+    .where(_E.workflow_id == sa.bindparam("workflow_id"))
+    .order_by(_E.id)
+    .limit(sa.bindparam("limit"))
+)
+
+
 def add_event(
     conn: Connection,
     workflow_id: str,
@@ -55,9 +67,14 @@ def add_event(
 ) -> None:
     """Queue an event for a workflow run."""
     conn.execute(
-        workflow_events.insert().values(
-            workflow_id=workflow_id, kind=kind, data=dict(data), result=result, created_at=now
-        )
+        _ADD,
+        {
+            "workflow_id": workflow_id,
+            "kind": kind,
+            "data": dict(data),
+            "result": result,
+            "created_at": now,
+        },
     )
 
 
@@ -84,16 +101,14 @@ def consume_events(conn: Connection, events: Sequence[WorkflowEvent]) -> None:
     """Delete the events a transaction applied — by id: on PostgreSQL an event with a lower id
     may commit after a higher one was read, so an id range would drop it unseen."""
     if len(events) == 1:
-        conn.execute(workflow_events.delete().where(_E.id == events[0].id))
+        conn.execute(_CONSUME_ONE, {"id": events[0].id})
     elif events:
         conn.execute(workflow_events.delete().where(_E.id.in_([e.id for e in events])))
 
 
 def events_for(conn: Connection, workflow_id: str, *, limit: int = 5000) -> list[WorkflowEvent]:
     """Queued events of one run, oldest first."""
-    rows = conn.execute(
-        sa.select(workflow_events).where(_E.workflow_id == workflow_id).order_by(_E.id).limit(limit)
-    ).all()
+    rows = conn.execute(_EVENTS_FOR, {"workflow_id": workflow_id, "limit": limit}).all()
     return [_event(r) for r in rows]
 
 

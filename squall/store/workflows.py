@@ -153,9 +153,17 @@ def lock_workflows(
     """Lock the header rows of ``ids`` (rows another engine holds are skipped by default)."""
     if not ids:
         return []
-    where = _W.id == ids[0] if len(ids) == 1 else _W.id.in_(list(ids))
-    stmt = sa.select(workflow_executions).where(where).with_for_update(skip_locked=skip_locked)
-    return [WorkflowRow.from_row(r) for r in conn.execute(stmt).all()]
+    stmt = _LOCK[skip_locked]
+    return [WorkflowRow.from_row(r) for r in conn.execute(stmt, {"ids": list(ids)}).all()]
+
+
+# Built once: this runs in every workflow transition.
+_LOCK = {
+    skip: sa.select(workflow_executions)
+    .where(_W.id.in_(sa.bindparam("ids", expanding=True)))
+    .with_for_update(skip_locked=skip)
+    for skip in (True, False)
+}
 
 
 def _header_statement(header: bool, static: bool) -> Any:
