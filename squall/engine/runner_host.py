@@ -217,6 +217,10 @@ class RunnerHost:
                     self._inflight[ex.id] = _InFlight(task)
                 if claimed and self.metrics is not None:
                     self.metrics.executions_in_flight.set(len(self._inflight))
+            if claimed and len(claimed) >= free and len(self._inflight) < self.capacity:
+                # The claim was full, so more work may wait, and slots freed while it ran:
+                # those executions saw a host that was not full and signalled nothing.
+                continue
             if not claimed or len(claimed) >= free:
                 # Nothing to do, or full: wait for work or a free slot ("runner" wake-up).
                 await self.wakeups.wait("runner", self.POLL_SECONDS)

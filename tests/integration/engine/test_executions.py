@@ -268,3 +268,34 @@ async def test_start_up_registration_skips_unchanged_packs(runtime: Runtime) -> 
     assert any(r.ref == "testpack" and r.counts for r in results)  # loaded again
     results = await runtime.packs.register_changed()
     assert all(r.unchanged and not r.counts for r in results)
+
+
+async def test_a_burst_beyond_runner_capacity_never_waits_for_the_safety_poll(
+    db_url: str, tmp_path, settings_factory, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """More executions than runner slots: each freed slot takes the next one at once. The slow
+    poll is only a safety net — with it made an hour long, a lost wake-up stalls this test
+    (a claim that filled the free slots while others freed used to park the claim loop)."""
+    from squall.engine.runner_host import RunnerHost
+
+    monkeypatch.setattr(RunnerHost, "POLL_SECONDS", 3600.0)
+    home = tmp_path / "home"
+    if db_url.startswith("sqlite"):
+        db_url = f"sqlite:///{home / 'squall.db'}"
+    rt = await Runtime.open(settings_factory(home, db_url, runner_concurrency=3))
+    try:
+        await rt.ensure_admin()
+        await rt.packs.register_all()
+        await rt.start_services()
+        ids = []
+        for _ in range(60):
+            ex = await rt.executions.request(rt.system_principal, "core.local", {"cmd": "true"})
+            ids.append(ex.id)
+
+        async def all_done() -> bool:
+            rows = await rt.db.read(lambda conn: [exrepo.get(conn, i) for i in ids])
+            return all(r is not None and r.status == "succeeded" for r in rows)
+
+        await eventually(all_done, timeout=60, message="60 executions on 3 runner slots")
+    finally:
+        await rt.close()
