@@ -192,6 +192,28 @@ def test_rerun_casts_overrides_and_validates(server: SquallServer) -> None:
     assert "nope" in bad.stderr, bad
 
 
+def test_rerun_a_workflow_from_its_failed_task(server: SquallServer) -> None:
+    flag = f"acc_flag_{uuid.uuid4().hex[:8]}"
+    _, first = server.run_json("acc_types.rerun_flow", f"flag={flag}")
+    assert first["status"] == "failed", first
+    server.cli("key", "set", flag, "ok")
+
+    bad = server.cli("execution", "re-run", first["id"], "--tasks", "nope", check=False)
+    assert bad.code != 0 and "nope" in bad.stderr, bad
+    lonely = server.cli("execution", "re-run", first["id"], "--no-reset", "check", check=False)
+    assert lonely.code != 0 and "--tasks" in lonely.stderr, lonely
+
+    doc = server.cli("execution", "re-run", first["id"], "--tasks", "check", "--json").json()
+    assert doc["status"] == "succeeded", doc
+    assert doc["result"]["output"] == {"checked": "passed"}
+    assert doc["context"]["re-run"] == {"ref": first["id"], "tasks": ["check"], "reset": ["check"]}
+    children = server.cli("execution", "list", "--all", "--json").json()
+    names = sorted(
+        c["context"]["orquesta"]["task_name"] for c in children if c.get("parent") == doc["id"]
+    )
+    assert names == ["check", "last"]  # "first" kept its result from the failed run
+
+
 def test_run_timeout_stops_waiting_but_not_the_execution(server: SquallServer) -> None:
     command = unique_sleep(30)
     try:

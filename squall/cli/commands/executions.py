@@ -173,7 +173,17 @@ def cmd_cancel(args: argparse.Namespace, client: Client) -> int:
 def cmd_rerun(args: argparse.Namespace, client: Client) -> int:
     original = client.get(f"/api/v1/executions/{args.id}", include_attributes="action")
     params = _coerce(client, original["action"]["ref"], _parse_kv(args.parameters))
-    doc = client.post(f"/api/v1/executions/{args.id}/re_run", {"parameters": params})
+    body: dict[str, Any] = {"parameters": params}
+    if args.tasks:
+        # As st2: the chosen tasks run again, reset (their items and retries start over)
+        # unless named in --no-reset.
+        body["tasks"] = args.tasks
+        body["reset"] = [t for t in args.tasks if t not in (args.no_reset or [])]
+    elif args.no_reset:
+        raise SystemExit("squall: --no-reset needs --tasks")
+    if args.delay:
+        body["delay"] = args.delay
+    doc = client.post(f"/api/v1/executions/{args.id}/re_run", body)
     if args.run_async:
         print(f"execution {doc['id']} {doc['status']} (re-run of {args.id})")
         return 0
@@ -308,10 +318,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cancel = exsub.add_parser("cancel", help="cancel executions (kills running processes)")
     cancel.add_argument("ids", nargs="+", metavar="id")
     cancel.set_defaults(func=cmd_cancel)
-    rerun = exsub.add_parser("re-run", help="run an execution again, optionally overriding")
+    rerun = exsub.add_parser(
+        "re-run",
+        help="run an execution again, optionally overriding",
+        description="Run an execution again with its parameters (key=value overrides them). "
+        "For a workflow, --tasks re-runs it from those tasks, keeping what the tasks before "
+        "them did.",
+    )
     rerun.add_argument("id")
     rerun.add_argument("parameters", nargs="*", metavar="key=value")
-    rerun.add_argument("-a", "--async", dest="run_async", action="store_true")
-    rerun.add_argument("--timeout", type=float)
+    rerun.add_argument(
+        "--tasks", nargs="+", metavar="TASK", help="workflow: re-run from these tasks"
+    )
+    rerun.add_argument(
+        "--no-reset",
+        nargs="+",
+        metavar="TASK",
+        help="workflow: of --tasks, these keep their with-items results (only failed items run)",
+    )
+    rerun.add_argument("--delay", type=int, help="start after this many milliseconds")
+    rerun.add_argument("-a", "--async", dest="run_async", action="store_true", help="do not wait")
+    rerun.add_argument("--timeout", type=float, help="stop waiting after this many seconds")
     rerun.add_argument("-j", "--json", action="store_true", help="print JSON")
     rerun.set_defaults(func=cmd_rerun)
