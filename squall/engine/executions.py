@@ -6,6 +6,7 @@ Everything that starts an execution — the API, rules, workflows, re-runs — g
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from squall.runners.base import RunnerTypeSpec
 from squall.runners.catalog import RUNNER_TYPES, SHELL_COMMAND_PARAMS, SHELL_COMMAND_RUNNERS
 from squall.store import content
 from squall.store import executions as exrepo
-from squall.store.db import Database
+from squall.store.db import Database, after_commit
 from squall.store.util import utcnow
 
 __all__ = ["ActionBundle", "ExecutionService", "TerminalHook"]
@@ -313,12 +314,15 @@ class ExecutionService:
         if self.adopt is not None:
             self.adopt(conn, rows)
         exrepo.insert(conn, rows)
+        if self.metrics is not None and rows:
+            after_commit(conn, functools.partial(self._count_requested, rows))
+
+    def _count_requested(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        for r in rows:
+            self.metrics.executions_requested.labels(r["runner_type"]).inc()
 
     def signal_new(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Wake whoever handles new executions next (the scheduler or the runners)."""
-        if self.metrics is not None:
-            for r in rows:
-                self.metrics.executions_requested.labels(r["runner_type"]).inc()
         statuses = {r["status"] for r in rows}
         if statuses & {_S.REQUESTED, _S.DELAYED}:
             self.wakeups.signal("scheduler")

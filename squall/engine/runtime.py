@@ -162,6 +162,7 @@ class Runtime:
         executions.add_terminal_hook(triggers.on_execution_terminal)
         datastore.change_hooks.append(triggers.on_kv_change)
         policies = PolicyService(db, wakeups)
+        policies.insert = executions.insert_rows
         executions.add_terminal_hook(policies.on_terminal)
 
         async def may_skip_scheduler(action_ref: str) -> bool:

@@ -154,6 +154,32 @@ def test_metrics_endpoint_serves_prometheus_text(generated: SquallServer) -> Non
     assert "# TYPE" in resp.text
 
 
+def _requested_by_runner(url: str) -> dict[str, float]:
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("squall_executions_requested_total{"):
+            labels, value = line.rsplit(" ", 1)
+            out[labels.split('runner="', 1)[1].split('"', 1)[0]] = float(value)
+    return out
+
+
+def test_requested_metric_counts_workflow_tasks(generated: SquallServer) -> None:
+    before = _requested_by_runner(generated.url)
+    _, doc = generated.run_json("demo.health_check")
+    assert doc["status"] == "succeeded", doc
+    with generated.api() as api:
+        children = api.get("/api/v1/executions", params={"parent": doc["id"]}).json()
+    assert children, "demo.health_check runs tasks"
+    after = _requested_by_runner(generated.url)
+    delta = {k: after[k] - before.get(k, 0.0) for k in after if after[k] != before.get(k, 0.0)}
+    expected: dict[str, float] = {"orquesta": 1.0}
+    for child in children:
+        runner = child["runner"]["name"]
+        expected[runner] = expected.get(runner, 0.0) + 1
+    assert delta == expected
+
+
 def test_second_server_on_the_same_home_is_refused(generated: SquallServer) -> None:
     result = subprocess.run(
         [str(SQUALL), "up", "--home", str(generated.home), "--bind", f"127.0.0.1:{free_port()}"],
