@@ -83,6 +83,11 @@ class Settings:
     db_pool_size: int = 0
     #: Seconds a stopping runner host lets running actions finish before it abandons them.
     shutdown_grace: float = 10.0
+    #: Run pack sensors in a process with the ``sensors`` role (false: this process runs
+    #: none, whatever its roles).
+    sensors: bool = True
+    #: Seconds a stopping sensor gets for ``cleanup()`` before its process group is killed.
+    sensor_stop_grace: float = 5.0
     #: ``squall serve`` on PostgreSQL migrates an older schema itself (under an advisory
     #: lock) instead of asking for ``squall db upgrade``.
     auto_migrate: bool = False
@@ -171,6 +176,8 @@ _ENV: dict[str, tuple[str, Any]] = {
     "SQUALL_ROLES": ("roles", _split_list),
     "SQUALL_DB_POOL_SIZE": ("db_pool_size", int),
     "SQUALL_SHUTDOWN_GRACE": ("shutdown_grace", float),
+    "SQUALL_SENSORS": ("sensors", _bool),
+    "SQUALL_SENSOR_STOP_GRACE": ("sensor_stop_grace", float),
     "SQUALL_AUTO_MIGRATE": ("auto_migrate", _bool),
     "SQUALL_RBAC_PATH": ("rbac_path", str),
     "SQUALL_RBAC_ISOLATION": ("rbac_isolation", _bool),

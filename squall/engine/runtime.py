@@ -33,6 +33,7 @@ from squall.engine.rules_admin import RuleService
 from squall.engine.rules_engine import RulesEngine
 from squall.engine.runner_host import RunnerHost
 from squall.engine.scheduler import Scheduler
+from squall.engine.sensors import SensorContainer
 from squall.engine.stream import StreamService
 from squall.engine.timers import TimerService
 from squall.engine.triggers import TriggerService
@@ -102,6 +103,7 @@ class Runtime:
     runner_host: RunnerHost | None = None
     rules_engine: RulesEngine | None = None
     timers: TimerService | None = None
+    sensors: SensorContainer | None = None
     gc: GarbageCollector | None = None
     registry: ServiceRegistry | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -182,6 +184,7 @@ class Runtime:
             webhooks.invalidate()
             wakeups.signal("rules")
             wakeups.signal("timers")
+            wakeups.signal("sensors")
 
         def on_packs_change() -> None:
             executions.content.invalidate()
@@ -293,6 +296,8 @@ class Runtime:
             held.append("timers")
         if self.gc is not None and self.gc.leader and self.gc.owner is not None:
             held.append("gc")
+        if self.sensors is not None:
+            held.extend(self.sensors.held())
         return {"in_flight": in_flight, "leases": held, "api_url": self.settings.api_url}
 
     async def start_services(self) -> None:
@@ -335,6 +340,19 @@ class Runtime:
             )
             self.timers.metrics = self.metrics
             self._tasks.append(loop.create_task(self.timers.run(), name="timers"))
+        if "sensors" in self.roles and self.settings.sensors:
+            self.sensors = SensorContainer(
+                db=self.db,
+                wakeups=self.wakeups,
+                triggers=self.triggers,
+                datastore=self.datastore,
+                executions=self.executions,
+                home=self.settings.home,
+                owner=self.process_id,
+                lease_seconds=self.settings.lease_seconds,
+                stop_grace=self.settings.sensor_stop_grace,
+            )
+            self._tasks.append(loop.create_task(self.sensors.run(), name="sensors"))
         if "scheduler" in self.roles:
             scheduler = Scheduler(
                 self.db, self.wakeups, executions=self.executions, policies=self.policies
@@ -403,6 +421,8 @@ class Runtime:
             await self.runner_host.stop()
         if self.timers is not None:
             await self.timers.stop()
+        if self.sensors is not None:
+            await self.sensors.stop()
         if self.gc is not None:
             await self.gc.stop()
         await self.workflows.stop()

@@ -129,6 +129,18 @@ class TriggerService:
                 )
         return info
 
+    async def resolve(self, ref: str) -> tuple[str, dict[str, Any] | None]:
+        """A trigger type ref, or the ref of a parameterized trigger, to (type, parameters).
+
+        An unknown ref comes back as a type without parameters: :meth:`dispatch` reports it.
+        """
+        if await self.trigger_type(ref) is not None:
+            return ref, None
+        doc = await self.db.read(lambda conn: events.get_trigger(conn, ref))
+        if doc is not None:
+            return str(doc["type"]), doc.get("parameters") or None
+        return ref, None
+
     # --- dispatch ---------------------------------------------------------------------------
 
     def instance_row(

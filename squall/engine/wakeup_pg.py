@@ -31,7 +31,7 @@ __all__ = ["CHANNELS", "PgWakeups"]
 log = logging.getLogger(__name__)
 
 #: Channels the services use (``squall/engine/*``); each is LISTENed to as ``squall_<name>``.
-CHANNELS = ("rules", "scheduler", "runner", "workflow", "cancel", "timers")
+CHANNELS = ("rules", "scheduler", "runner", "workflow", "cancel", "timers", "sensors")
 _PREFIX = "squall_"
 
 

@@ -15,31 +15,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
-import socket
-import struct
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from squall.compat import COMPAT_PATH
 from squall.errors import RunnerError
 from squall.runners.base import DatastoreClient, OutputSink
-from squall.runners.process import (
-    DEFAULT_OUTPUT_LIMIT,
-    StreamCapture,
-    base_environment,
-    kill_process_group,
+from squall.runners.process import DEFAULT_OUTPUT_LIMIT, StreamCapture, kill_process_group
+from squall.runners.python_control import (
+    ChannelClosed,
+    ControlChannel,
+    answer_rpc,
+    spawn,
+    worker_environment,
 )
 from squall.runners.python_output import StreamDemux, new_sentinel, pump
 
 __all__ = ["WORKER_PATH", "PythonOutcome", "PythonRequest", "Worker", "worker_environment"]
 
 WORKER_PATH = Path(__file__).with_name("python_worker.py")
-_HEADER = struct.Struct(">I")
 _START_TIMEOUT = 60.0
 #: After ``done``, how long the sentinels may take to come through the pipes.
 _SENTINEL_GRACE = 10.0
@@ -70,23 +65,6 @@ class PythonOutcome:
     error: str | None = None
 
 
-class _WorkerDied(Exception):
-    pass
-
-
-def worker_environment(interpreter: str) -> dict[str, str]:
-    """The start-up environment of a worker for ``interpreter``."""
-    env = base_environment()
-    env["PYTHONPATH"] = str(COMPAT_PATH)
-    env["PYTHONNOUSERSITE"] = "1"
-    env["PYTHONUNBUFFERED"] = "1"
-    bin_dir = Path(interpreter).parent
-    if (bin_dir.parent / "pyvenv.cfg").is_file():
-        env["VIRTUAL_ENV"] = str(bin_dir.parent)
-        env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
-    return env
-
-
 class Worker:
     """One warm worker process. Use :meth:`start`; one execution at a time."""
 
@@ -94,15 +72,13 @@ class Worker:
         self,
         interpreter: str,
         proc: asyncio.subprocess.Process,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        channel: ControlChannel,
     ) -> None:
         self.interpreter = interpreter
         self.pid = proc.pid
         self.runs = 0
         self._proc = proc
-        self._reader = reader
-        self._writer = writer
+        self._channel = channel
         self._out = StreamDemux()
         self._err = StreamDemux()
         assert proc.stdout is not None and proc.stderr is not None
@@ -118,34 +94,12 @@ class Worker:
         Raises:
             RunnerError: the interpreter is missing or the worker died while starting.
         """
-        parent, child = socket.socketpair()
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                interpreter,
-                str(WORKER_PATH),
-                "--control-fd",
-                str(child.fileno()),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                pass_fds=(child.fileno(),),
-                env=worker_environment(interpreter),
-                cwd=tempfile.gettempdir(),
-                start_new_session=True,
-            )
-        except OSError as exc:
-            parent.close()
-            raise RunnerError(
-                f"cannot start Python interpreter {interpreter!r}: {exc.strerror or exc}"
-            ) from exc
-        finally:
-            child.close()
-        reader, writer = await asyncio.open_unix_connection(sock=parent, limit=1 << 20)
-        worker = cls(interpreter, proc, reader, writer)
+        proc, channel = await spawn(interpreter, WORKER_PATH)
+        worker = cls(interpreter, proc, channel)
         try:
             async with asyncio.timeout(_START_TIMEOUT):
-                message = await worker._recv()
-        except (TimeoutError, _WorkerDied) as exc:
+                message = await channel.recv()
+        except (TimeoutError, ChannelClosed) as exc:
             stderr = await worker._startup_stderr()
             await worker.kill()
             raise RunnerError(
@@ -200,7 +154,7 @@ class Worker:
         deadline = loop.time() + time_limit if time_limit and time_limit > 0 else None
         try:
             async with asyncio.timeout_at(deadline):
-                await self._send(message)
+                await self._channel.send(message)
                 done = await self._serve(datastore)
             try:
                 async with asyncio.timeout(_SENTINEL_GRACE):
@@ -213,7 +167,7 @@ class Worker:
         except TimeoutError:
             await self.kill()
             return PythonOutcome("timeout", None, out.text, err.text, -9)
-        except (_WorkerDied, ConnectionError):
+        except (ChannelClosed, ConnectionError):
             await self.kill()
             code = self.exit_code
             tail = err.text.strip()[-2000:]
@@ -230,20 +184,21 @@ class Worker:
 
     async def _serve(self, datastore: DatastoreClient) -> dict[str, Any]:
         while True:
-            message = await self._recv()
+            message = await self._channel.recv()
             kind = message.get("type")
             if kind == "done":
                 return message
             if kind == "rpc":
-                await self._send(await _answer_rpc(datastore, message))
+                reply = await answer_rpc(datastore, message, _RPC_METHODS, service="action_service")
+                await self._channel.send(reply)
             else:
-                raise _WorkerDied(f"unexpected message {kind!r}")
+                raise ChannelClosed(f"unexpected message {kind!r}")
 
     async def close(self) -> None:
         """Ask the worker to exit; kill it if it does not within a few seconds."""
         if self.alive:
             with contextlib.suppress(ConnectionError, RuntimeError):
-                await self._send({"type": "exit"})
+                await self._channel.send({"type": "exit"})
             try:
                 async with asyncio.timeout(_EXIT_GRACE):
                     await self._proc.wait()
@@ -257,7 +212,7 @@ class Worker:
         # from asyncio's child watcher. The worker leads its group, so it is included.
         kill_process_group(self.pid)
         await asyncio.shield(self._proc.wait())
-        self._writer.close()
+        self._channel.close()
         # The group is dead, so the pipes close unless something escaped the group.
         _, pending = await asyncio.wait(self._pumps, timeout=_EXIT_GRACE)
         for task in pending:
@@ -273,40 +228,7 @@ class Worker:
         await asyncio.wait(self._pumps, timeout=_EXIT_GRACE)
         return capture.text
 
-    async def _send(self, message: dict[str, Any]) -> None:
-        data = json.dumps(message, default=str).encode("utf-8")
-        self._writer.write(_HEADER.pack(len(data)) + data)
-        await self._writer.drain()
-
-    async def _recv(self) -> dict[str, Any]:
-        try:
-            header = await self._reader.readexactly(_HEADER.size)
-            (size,) = _HEADER.unpack(header)
-            body = await self._reader.readexactly(size)
-        except asyncio.IncompleteReadError as exc:
-            raise _WorkerDied("control channel closed") from exc
-        message = json.loads(body)
-        if not isinstance(message, dict):
-            raise _WorkerDied("malformed control message")
-        return message
-
 
 class _NullSink:
     async def write(self, stream: str, data: str) -> None:
         return None
-
-
-async def _answer_rpc(datastore: DatastoreClient, message: dict[str, Any]) -> dict[str, Any]:
-    reply: dict[str, Any] = {"type": "rpc_result", "id": message.get("id")}
-    method = message.get("method")
-    kwargs = message.get("kwargs") or {}
-    if method not in _RPC_METHODS or not isinstance(kwargs, dict):
-        return reply | {"ok": False, "error": f"unknown action_service method {method!r}"}
-    handler = getattr(datastore, str(method), None)
-    if handler is None:
-        return reply | {"ok": False, "error": f"action_service.{method} is not available here"}
-    try:
-        value = await handler(**kwargs)
-    except Exception as exc:  # the action sees the failure as an exception of its own
-        return reply | {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-    return reply | {"ok": True, "value": value}

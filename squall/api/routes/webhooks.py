@@ -3,8 +3,6 @@ committed, so an accepted webhook is never lost."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -15,10 +13,8 @@ from squall.api.list_filters import visible
 from squall.api.serialize import json_response
 from squall.auth.rbac import require
 from squall.auth.service import Principal
-from squall.engine.runtime import Runtime
 from squall.engine.webhooks import parse_body
 from squall.errors import AuthError, ValidationError
-from squall.store import events
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 
@@ -47,16 +43,6 @@ async def list_webhooks(request: Request, principal: Auth) -> Response:
     )
 
 
-async def _resolve_trigger(rt: Runtime, ref: str) -> tuple[str, dict[str, Any] | None]:
-    """A trigger type ref, or the ref of a parameterized trigger, to (type, parameters)."""
-    if await rt.triggers.trigger_type(ref) is not None:
-        return ref, None
-    doc = await rt.db.read(lambda conn: events.get_trigger(conn, ref))
-    if doc is not None:
-        return str(doc["type"]), doc.get("parameters") or None
-    return ref, None  # dispatch reports the unknown trigger type
-
-
 @router.post("/st2", status_code=202)
 async def generic_webhook(request: Request, principal: Auth) -> Response:
     """StackStorm's generic webhook: ``{"trigger": "<trigger ref>", "payload": {...}}``."""
@@ -72,7 +58,7 @@ async def generic_webhook(request: Request, principal: Auth) -> Response:
             hint='send {"trigger": "pack.trigger_type", "payload": {...}}',
         )
     trace_tag = request.headers.get("st2-trace-tag") or body.get("trace_tag")
-    trigger_type, params = await _resolve_trigger(rt, body["trigger"])
+    trigger_type, params = await rt.triggers.resolve(body["trigger"])
     await rt.triggers.dispatch(
         trigger_type, body.get("payload", {}), parameters=params, trace_tag=trace_tag
     )

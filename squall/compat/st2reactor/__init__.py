@@ -1,1 +1,1 @@
-"""Squall's stand-in for StackStorm's ``st2reactor`` (sensor API; arrives with sensors)."""
+"""Squall's stand-in for StackStorm's ``st2reactor``: the sensor API packs import."""

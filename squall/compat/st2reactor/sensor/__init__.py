@@ -1,1 +1,1 @@
-"""``st2reactor.sensor``: ``base.Sensor`` and ``base.PollingSensor`` arrive with sensors."""
+"""``st2reactor.sensor``: the base classes of sensors (``base.Sensor``, ``base.PollingSensor``)."""
