@@ -71,3 +71,14 @@ async def runtimes(db_url: str, tmp_path: Path) -> AsyncIterator[Runtimes]:
     finally:
         for rt in reversed(rts.opened):
             await rt.close()
+
+
+@pytest.fixture
+async def pg_runtimes(pg_url: str, tmp_path: Path) -> AsyncIterator[Runtimes]:
+    """Runtimes ("processes") sharing one PostgreSQL database."""
+    rts = Runtimes(pg_url, tmp_path)
+    try:
+        yield rts
+    finally:
+        for rt in reversed(rts.opened):
+            await rt.close()
