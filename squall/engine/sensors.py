@@ -9,8 +9,8 @@ A held sensor runs in its own subprocess (:class:`~squall.runners.sensor_host.Se
 with the pack's virtualenv interpreter, so a crash takes down nothing else. A sensor that
 exits or crashes is restarted after 1 s, 2 s, 4 s … up to 60 s (back to 1 s after it has run
 for a minute). A lost lease stops the sensor at once (its new holder runs it); a sensor
-removed, disabled or changed by registration is stopped gracefully (``cleanup()``), and
-restarted if it changed.
+removed, disabled or changed by registration (its metadata or its module file) is stopped
+gracefully (``cleanup()``), and restarted if it changed.
 
 The sensor's ``dispatch`` goes through :meth:`TriggerService.dispatch`, the path webhooks
 use: the trigger instance is committed before the call returns, and a payload that does not
@@ -75,6 +75,8 @@ class _SensorDef:
     pack_path: str
     poll_interval: float | None
     trigger_types: tuple[str, ...]
+    #: Size and modification time of the module: registering an edited module restarts it.
+    fingerprint: tuple[int, int] = (0, 0)
 
 
 class SensorDispatcher(ActionDatastore):
@@ -405,14 +407,21 @@ def _definitions(docs: list[dict[str, Any]], paths: Mapping[str, str]) -> dict[s
                 types.append(item)
         interval = doc.get("poll_interval")
         ref = str(doc["ref"])
+        path = Path(paths[pack]) / "sensors" / str(entry)
+        try:
+            stat = path.stat()
+            fingerprint = (stat.st_size, stat.st_mtime_ns)
+        except OSError:
+            fingerprint = (0, 0)  # the sensor process reports the missing file
         defs[ref] = _SensorDef(
             ref=ref,
             pack=pack,
             class_name=str(doc["class_name"]),
-            entry_point=str(Path(paths[pack]) / "sensors" / str(entry)),
+            entry_point=str(path),
             pack_path=paths[pack],
             poll_interval=float(interval) if isinstance(interval, (int, float)) else None,
             trigger_types=tuple(types),
+            fingerprint=fingerprint,
         )
     return defs
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from squall.errors import RunnerError
+from squall.runners.base import DatastoreClient
 from squall.runners.process import kill_process_group
 from squall.runners.python_control import ChannelClosed, ControlChannel, answer_rpc, spawn
 
@@ -57,35 +58,12 @@ class SensorSpec:
     triggers: Sequence[Mapping[str, Any]] = ()
 
 
-class SensorBackend(Protocol):
-    """Answers ``self.sensor_service`` calls (see ``ActionDatastore`` for the datastore)."""
+class SensorBackend(DatastoreClient, Protocol):
+    """Answers ``self.sensor_service`` calls: the datastore, and dispatch."""
 
     async def dispatch(
         self, trigger: str, payload: Any = None, trace_tag: str | None = None
     ) -> Any: ...
-
-    async def get_value(
-        self, name: str, *, local: bool = True, scope: str = "system", decrypt: bool = False
-    ) -> str | None: ...
-
-    async def set_value(
-        self,
-        name: str,
-        value: str,
-        *,
-        ttl: int | None = None,
-        local: bool = True,
-        scope: str = "system",
-        encrypt: bool = False,
-    ) -> bool: ...
-
-    async def delete_value(
-        self, name: str, *, local: bool = True, scope: str = "system"
-    ) -> bool: ...
-
-    async def list_values(
-        self, *, local: bool = True, prefix: str | None = None, scope: str = "system"
-    ) -> list[dict[str, Any]]: ...
 
 
 class SensorProcess:

@@ -62,9 +62,7 @@ class Runtimes:
         await rt.close()
 
 
-@pytest.fixture
-async def runtimes(db_url: str, tmp_path: Path) -> AsyncIterator[Runtimes]:
-    """Runtimes with their services started, on both backends."""
+async def _runtimes(db_url: str, tmp_path: Path) -> AsyncIterator[Runtimes]:
     rts = Runtimes(db_url, tmp_path)
     try:
         yield rts
@@ -74,11 +72,14 @@ async def runtimes(db_url: str, tmp_path: Path) -> AsyncIterator[Runtimes]:
 
 
 @pytest.fixture
+async def runtimes(db_url: str, tmp_path: Path) -> AsyncIterator[Runtimes]:
+    """Runtimes with their services started, on both backends."""
+    async for rts in _runtimes(db_url, tmp_path):
+        yield rts
+
+
+@pytest.fixture
 async def pg_runtimes(pg_url: str, tmp_path: Path) -> AsyncIterator[Runtimes]:
     """Runtimes ("processes") sharing one PostgreSQL database."""
-    rts = Runtimes(pg_url, tmp_path)
-    try:
+    async for rts in _runtimes(pg_url, tmp_path):
         yield rts
-    finally:
-        for rt in reversed(rts.opened):
-            await rt.close()
