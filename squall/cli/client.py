@@ -264,5 +264,36 @@ class Client:
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from None
 
+    def post_lines(
+        self, path: str, body: Any, *, read_timeout: float = 60.0
+    ) -> Iterator[dict[str, Any]]:
+        """POST ``body`` asking for a stream of JSON lines (``application/x-ndjson``) and
+        yield each line as it arrives (blank keep-alive lines are skipped)."""
+        self._authenticate()
+        timeout = httpx.Timeout(self._http.timeout.connect, read=read_timeout)
+        for attempt in (1, 2):
+            try:
+                with self._http.stream(
+                    "POST",
+                    path,
+                    json=body,
+                    headers={**self._headers, "Accept": "application/x-ndjson"},
+                    timeout=timeout,
+                ) as resp:
+                    if resp.status_code == 401 and attempt == 1 and "X-Auth-Token" in self._headers:
+                        creds = self._file_credentials()
+                        if creds is not None:
+                            self.login(creds.user, creds.password)
+                            continue
+                    if resp.status_code >= 400:
+                        resp.read()
+                        self._check(resp)
+                    for line in resp.iter_lines():
+                        if line.strip():
+                            yield dict(json.loads(line))
+                    return
+            except httpx.HTTPError as exc:
+                raise self._unreachable(exc) from None
+
     def close(self) -> None:
         self._http.close()

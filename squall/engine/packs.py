@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from squall.config import Settings
+from squall.engine.pack_install import PackInstaller, public_record, read_install_record
 from squall.engine.policies import check_policy
 from squall.engine.virtualenvs import ensure_virtualenv
 from squall.engine.workflows_check import action_issues
@@ -190,6 +191,12 @@ def _locate(pack: LoadedPack, source: str, exc: DomainError) -> list[Issue]:
     return located
 
 
+def _install_info(path: Path) -> dict[str, Any] | None:
+    """Where an installed pack came from (its install record, as the API shows it)."""
+    record = read_install_record(path)
+    return public_record(record) if record is not None else None
+
+
 class PackService:
     """Registers packs found on the configured search paths."""
 
@@ -203,6 +210,8 @@ class PackService:
         self.settings = settings
         self.db = db
         self.on_change = on_change
+        #: Installs packs (from git or a directory) through this service's registration.
+        self.installer = PackInstaller(self)
 
     def search_paths(self) -> list[Path]:
         """Built-in packs first (they cannot be shadowed), then the configured directories."""
@@ -226,6 +235,9 @@ class PackService:
         Any change anywhere falls back to :meth:`register_all`, so cross-pack checks (a rule
         using another pack's action) stay right.
         """
+        restored = self.installer.recover_interrupted()
+        if restored:
+            log.warning("undid an interrupted installation of %s", ", ".join(restored))
         found = find_packs(self.search_paths())
         records = {r.ref: r for r in await self.db.read(content.list_packs)}
         by_path = {r.path: r for r in records.values()}
@@ -344,7 +356,11 @@ class PackService:
         path = Path(record.path)
         installed = (self.settings.home / "packs").resolve()
         deleted = False
-        if path.resolve().is_relative_to(installed) and path.exists():
+        by_install = (
+            path.parent.resolve() == self.installer.install_dir.resolve()
+            and read_install_record(path) is not None
+        )
+        if (path.resolve().is_relative_to(installed) or by_install) and path.exists():
             shutil.rmtree(path)
             deleted = True
         venv = self.settings.home / "virtualenvs" / ref
@@ -399,11 +415,20 @@ class PackService:
                 # register a pack that would fail at every execution.
                 reg.error = str(exc)
                 return reg
-        content_hash = content.doc_hash(
-            {"pack": pack.meta, "docs": docs, "config": pack.config, "path": str(pack.path)}
-        )
+        install = _install_info(path)
+        hashed: dict[str, Any] = {
+            "pack": pack.meta,
+            "docs": docs,
+            "config": pack.config,
+            "path": str(pack.path),
+        }
+        if install is not None:  # only then: hashes of other packs stay as they were
+            hashed["install"] = install
+        content_hash = content.doc_hash(hashed)
         origin = "system" if path.resolve().is_relative_to(BUILTIN_PACKS_DIR) else "user"
         pack_doc = self._pack_doc(pack, origin)
+        if install is not None:
+            pack_doc["install"] = install
         if not reg.issues:
             # Only a pack that registered cleanly may be skipped at the next start.
             pack_doc["fingerprint"] = self._fingerprint(path)

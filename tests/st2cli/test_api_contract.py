@@ -462,10 +462,14 @@ def test_pack_install_from_a_local_directory(
     assert api.get(f"/api/v1/packs/{ref}").json()["description"] == "installed from a directory"
     assert _run(api, squall, f"{ref}.hi")["result"]["stdout"].strip() == "installed"
 
+    # Installed by `pack install` (it has an install record): installing again replaces it.
+    (source / "pack.yaml").write_text(
+        (source / "pack.yaml").read_text().replace("from a directory", "again")
+    )
     again = api.post("/api/v1/packs/install", json={"packs": [str(source)]})
-    assert "already installed" in _fault(again, 400)
-    forced = api.post("/api/v1/packs/install", json={"packs": [str(source)], "force": True})
-    assert forced.status_code == 200, forced.text
+    assert again.status_code == 200, again.text
+    assert again.json()["packs"][0]["install"]["kind"] == "directory"
+    assert api.get(f"/api/v1/packs/{ref}").json()["description"] == "installed again"
     remote = api.post("/api/v1/packs/install", json={"packs": ["some_exchange_pack"]})
     assert "not supported" in _fault(remote, 400)
 

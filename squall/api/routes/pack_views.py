@@ -1,28 +1,31 @@
 """``/api/v1/packs``: install, the pack index and search, and a pack's files.
 
 Squall has no network pack exchange: its *index* is the packs on the pack search path (the
-built-in ones and ``SQUALL_PACKS_PATH``), registered or not. ``install`` takes local pack
-directories (a path or a ``file://`` URL), copies each into the first directory of the pack
-search path (``$SQUALL_HOME/packs`` unless ``SQUALL_PACKS_PATH`` says otherwise) and
-registers it, synchronously (StackStorm runs ``packs.install`` as an execution); names
-already on the search path are just registered. Installing from git or the StackStorm
-Exchange is not supported yet and says so.
+built-in ones and ``SQUALL_PACKS_PATH``), registered or not. ``install`` takes git URLs
+(``URL[=VERSION]``, StackStorm's form) and local directories, installs each into the first
+directory of the pack search path (``$SQUALL_HOME/packs`` unless ``SQUALL_PACKS_PATH`` says
+otherwise) and registers it, synchronously (StackStorm runs ``packs.install`` as an
+execution) — see :mod:`squall.engine.pack_install`; names already on the search path are
+just registered. Names of the StackStorm Exchange are not supported and say so.
 """
 
 from __future__ import annotations
 
-import shutil
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
 from squall.api.deps import Admin, Auth, get_runtime
 from squall.api.serialize import json_response
+from squall.engine.pack_install import InstallOutcome
 from squall.engine.runtime import Runtime
-from squall.errors import NotFoundError, PackError, ValidationError
+from squall.errors import NotFoundError, SquallError, ValidationError
 from squall.packs import load_yaml_file
 from squall.store import content
 
@@ -40,9 +43,17 @@ class InstallRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    packs: list[str] = Field(min_length=1, description="local pack directories or pack names")
+    packs: list[str] = Field(
+        min_length=1,
+        description="git URLs (URL or URL=VERSION), local pack directories, or names of "
+        "packs on the pack search path",
+    )
+    #: Replace a pack directory that ``pack install`` did not create, and let the installed
+    #: pack hide one of the same ref further down the pack search path.
     force: bool = False
+    #: Accepted for StackStorm compatibility; Squall does not install pack dependencies.
     skip_dependencies: bool = False
+    #: Seconds each git command may take (default 600).
     timeout: int | None = Field(default=None, ge=0)
 
 
@@ -123,61 +134,62 @@ async def pack_search(body: SearchRequest, request: Request, principal: Auth) ->
     return json_response(found)
 
 
-def _source(spec: str) -> Path | None:
-    if spec.startswith("file://"):
-        return Path(spec[len("file://") :])
-    if spec.startswith(("/", "./", "../")):
-        return Path(spec)
-    return None
+_NDJSON = "application/x-ndjson"
+#: Seconds between keep-alive lines of a streamed installation.
+_HEARTBEAT = 10.0
 
 
 @router.post("/install")
 async def install_packs(body: InstallRequest, request: Request, principal: Admin) -> Response:
-    rt = get_runtime(request)
-    known = rt.packs.discover()
-    # The first directory of the pack search path ($SQUALL_HOME/packs by default).
-    installed_dir = rt.settings.pack_dirs[0]
-    refs: list[str] = []
-    for spec in body.packs:
-        source = _source(spec)
-        if source is None:
-            name = spec.split("=", 1)[0]
-            if name in known:
-                refs.append(name)
-                continue
-            raise ValidationError(
-                f"packs: {spec!r} is neither a local pack directory nor a pack on the search path",
-                hint="installing from git or the StackStorm Exchange is not supported yet; "
-                "give a directory (an absolute path or file:// URL)",
-            )
-        if not (source / "pack.yaml").is_file():
-            raise ValidationError(f"packs: {str(source)!r} has no pack.yaml")
-        entry = _index_entry(source)
-        if entry is None:
-            raise PackError(f"{source / 'pack.yaml'}: cannot be read")
-        ref = entry["ref"]
-        target = installed_dir / ref
-        if target.exists() and target.resolve() != source.resolve():
-            if not body.force:
-                raise ValidationError(
-                    f"pack {ref!r} is already installed at {target}", hint="set force: true"
-                )
-            shutil.rmtree(target)
-        if target.resolve() != source.resolve():
-            installed_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns(*_SKIP_DIRS))
-        refs.append(ref)
-    results = await rt.packs.register_all(refs)
-    ok = all(r.ok for r in results)
-    payload = {"packs": [r.as_dict() for r in results], "ok": ok}
-    if not ok:
-        problems = "; ".join(
-            f"{r.ref}: {r.error or '; '.join(str(i) for i in r.issues[:3])}"
-            for r in results
-            if not r.ok
+    """Install packs from git (``URL[=VERSION]``) or a directory, and register them.
+
+    Answers when done with ``{packs, ok, rolled_back}`` (each pack's registration and
+    ``install`` record). With ``Accept: application/x-ndjson`` it streams one JSON line per
+    step (``{"progress": "cloning …"}``) and ends with ``{"status": 200|4xx, "result": …}``.
+    """
+    installer = get_runtime(request).packs.installer
+    timeout = float(body.timeout) if body.timeout else None
+
+    def run(progress: Callable[[str], None] | None = None) -> Awaitable[InstallOutcome]:
+        return installer.install(
+            body.packs,
+            force=body.force,
+            user=principal.user,
+            timeout=timeout,
+            progress=progress,
         )
-        payload["faultstring"] = f"some packs failed to install: {problems}"
-    return json_response(payload, 200 if ok else 400)
+
+    if _NDJSON not in request.headers.get("accept", ""):
+        outcome = await run()
+        return json_response(outcome.payload(), 200 if outcome.ok else 400)
+
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    task = asyncio.ensure_future(run(queue.put_nowait))
+
+    async def lines() -> AsyncIterator[bytes]:
+        while not task.done() or not queue.empty():
+            getter = asyncio.ensure_future(queue.get())
+            await asyncio.wait(
+                {getter, task}, timeout=_HEARTBEAT, return_when=asyncio.FIRST_COMPLETED
+            )
+            if getter.done():
+                yield _line({"progress": getter.result()})
+                continue
+            getter.cancel()
+            if not task.done():
+                yield b"\n"  # a long clone says nothing: keep the connection alive
+        try:
+            outcome = task.result()
+        except SquallError as exc:
+            yield _line({"status": exc.http_status, "result": {"faultstring": str(exc)}})
+        else:
+            yield _line({"status": 200 if outcome.ok else 400, "result": outcome.payload()})
+
+    return StreamingResponse(lines(), media_type=_NDJSON)
+
+
+def _line(doc: dict[str, Any]) -> bytes:
+    return (json.dumps(doc, default=str) + "\n").encode()
 
 
 async def _pack_dir(request: Request, ref: str) -> Path:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
-from squall.cli.client import EXIT_FAILED, Client
+from squall.cli.client import EXIT_FAILED, EXIT_UNAVAILABLE, Client
 from squall.cli.output import print_detail, print_json, print_table
 
 __all__ = ["register"]
@@ -124,6 +125,79 @@ def cmd_pack_register(args: argparse.Namespace, client: Client) -> int:
     return 0 if result["ok"] else EXIT_FAILED
 
 
+def _local_spec(spec: str) -> str:
+    """A relative path that exists here, made absolute: the server resolves paths in its
+    own working directory."""
+    location, sep, version = spec.partition("=")
+    if "://" in location or location.startswith("/"):
+        return spec
+    relative = location.startswith(("./", "../")) or location in (".", "..")
+    if relative or ("/" in location and Path(location).is_dir()):
+        return f"{Path(location).resolve()}{sep}{version}"
+    return spec
+
+
+def _install_row(pack: dict[str, Any]) -> dict[str, Any]:
+    install = pack.get("install") or {}
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(pack["counts"].items()) if n)
+    if pack["error"] or pack["issues"]:
+        result = "failed"
+    elif install:
+        result = f"installed ({counts or 'nothing'})"
+    else:
+        result = f"registered ({counts or 'nothing'})"
+    return {
+        "pack": pack["ref"],
+        "version": pack.get("version") or "",
+        "source": install.get("source") or pack.get("path") or "",
+        "at": install.get("resolved") or "",
+        "commit": (install.get("commit") or "")[:12],
+        "result": result,
+    }
+
+
+def cmd_pack_install(args: argparse.Namespace, client: Client) -> int:
+    body: dict[str, Any] = {"packs": [_local_spec(s) for s in args.specs], "force": args.force}
+    if args.timeout:
+        body["timeout"] = args.timeout
+    status, result = 0, None
+    for event in client.post_lines("/api/v1/packs/install", body):
+        if "progress" in event:
+            print(event["progress"], file=sys.stderr, flush=True)
+        elif "result" in event:
+            status, result = int(event.get("status") or 0), event["result"]
+    if not isinstance(result, dict):
+        print("error: the server ended the installation without a result", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print_json(result)
+    elif "packs" in result:
+        print_table(
+            [_install_row(p) for p in result["packs"]],
+            [
+                ("pack", "pack"),
+                ("version", "version"),
+                ("source", "source"),
+                ("at", "at"),
+                ("commit", "commit"),
+                ("result", "result"),
+            ],
+        )
+        for pack in result["packs"]:
+            if pack["error"]:
+                print(f"✗ {pack['ref']}: {pack['error']}", file=sys.stderr)
+            for issue in pack["issues"]:
+                print(f"    error: {issue}", file=sys.stderr)
+            for warning in pack["warnings"]:
+                print(f"    warning: {warning}", file=sys.stderr)
+    ok = status == 200 and bool(result.get("ok"))
+    if not ok and result.get("faultstring"):
+        print(f"error: {result['faultstring']}", file=sys.stderr)
+    if ok:
+        return 0
+    return EXIT_UNAVAILABLE if status >= 500 else EXIT_FAILED
+
+
 def cmd_pack_remove(args: argparse.Namespace, client: Client) -> int:
     result = client.post("/api/v1/packs/uninstall", {"packs": args.packs})
     for item in result["removed"]:
@@ -146,7 +220,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     get.add_argument("-j", "--json", action="store_true", help="print JSON")
     get.set_defaults(func=cmd_action_get)
 
-    pack = sub.add_parser("pack", help="list and register packs")
+    pack = sub.add_parser("pack", help="list, install, register and remove packs")
     psub = pack.add_subparsers(dest="verb", required=True, metavar="VERB")
     pls = psub.add_parser("list", help="registered packs")
     pls.add_argument("-j", "--json", action="store_true", help="print JSON")
@@ -164,6 +238,46 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     reg.add_argument("packs", nargs="*", metavar="pack", help="pack refs (default: all)")
     reg.add_argument("-j", "--json", action="store_true", help="print JSON")
     reg.set_defaults(func=cmd_pack_register)
+    inst = psub.add_parser(
+        "install",
+        help="install packs from git (URL[=VERSION]) or a directory",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Install packs into the first directory of the pack search path ($SQUALL_HOME/packs by
+default) and register them, as StackStorm's `st2 pack install` does. The server clones
+with git; everything is validated before the installed copy is replaced, and if
+registration fails the previous version is put back: nothing is ever half-installed.
+
+A SPEC is one of
+  URL[=VERSION]     a git repository: https://…, ssh://…, git://…, git@host:owner/repo.git
+                    or file:///path; VERSION is a branch, a tag (1.2.0 also finds v1.2.0)
+                    or a commit sha; without it, the default branch
+  owner/repo        GitHub's short form (https://github.com/owner/repo)
+  PATH[=VERSION]    a local git repository (cloned) or pack directory (copied); relative
+                    paths are resolved here, and the server must see the same path
+  NAME              a pack already on the pack search path (only registered)
+
+Installing a pack that `pack install` installed before replaces it (its source, version
+and commit are shown by `squall pack get REF`).""",
+        epilog="""\
+examples:
+  squall pack install https://github.com/StackStorm-Exchange/stackstorm-email.git=v1.2.0
+  squall pack install git@github.com:acme/st2-ops.git=main
+  squall pack install file:///srv/packs/ops.git=3f2c1a9
+  squall pack install ./my_pack --force""",
+    )
+    inst.add_argument("specs", nargs="+", metavar="SPEC", help="what to install (see above)")
+    inst.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a pack directory `pack install` did not create, or hide a pack of the "
+        "same ref further down SQUALL_PACKS_PATH",
+    )
+    inst.add_argument(
+        "--timeout", type=int, metavar="SECONDS", help="limit for each git command (default 600)"
+    )
+    inst.add_argument("-j", "--json", action="store_true", help="print the result as JSON")
+    inst.set_defaults(func=cmd_pack_install)
     rm = psub.add_parser(
         "remove",
         help="unregister packs (execution history is kept)",
