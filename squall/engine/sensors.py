@@ -337,20 +337,23 @@ class SensorContainer:
                 await self._stop_all(grace=None)
             raise
         self._renewed_at = attempt
-        for ref in gone:  # removed or disabled: let it clean up
-            await self._stop(ref, grace=self.stop_grace)
+        lost = [ref for ref, ok in held.items() if not ok and ref in self.supervisors]
+        for ref in lost:
+            log.warning("sensor %s: lease lost to another process; stopping it", ref)
+        changed = [
+            ref
+            for ref, ok in held.items()
+            if ok and ref in self.supervisors and self.supervisors[ref].sensor != self._defs[ref]
+        ]
+        for ref in changed:
+            log.info("sensor %s: changed by registration; restarting it", ref)
+        # Concurrently: sensors cleaning up must not hold back the next renewal.
+        await asyncio.gather(
+            *(self._stop(ref, grace=None) for ref in lost),
+            *(self._stop(ref, grace=self.stop_grace) for ref in [*gone, *changed]),
+        )
         for ref, ok in held.items():
-            sup = self.supervisors.get(ref)
-            if not ok:
-                if sup is not None:
-                    log.warning("sensor %s: lease lost to another process; stopping it", ref)
-                    await self._stop(ref, grace=None)
-                continue
-            if sup is not None and sup.sensor != self._defs[ref]:
-                log.info("sensor %s: changed by registration; restarting it", ref)
-                await self._stop(ref, grace=self.stop_grace)
-                sup = None
-            if sup is None:
+            if ok and ref not in self.supervisors:
                 self._start(self._defs[ref])
 
     def _start(self, sensor: _SensorDef) -> None:

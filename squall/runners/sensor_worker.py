@@ -37,6 +37,8 @@ _SELF_DIR = os.path.dirname(os.path.abspath(__file__))
 #: Exit status of a sensor that could not be loaded or set up (the host says why).
 EXIT_FAILED = 3
 _RPC_TIMEOUT = 300.0
+#: Sensor modules are imported under this prefix, never shadowing a module of the same name.
+_MODULE_PREFIX = "_squall_sensor_"
 
 
 def _load_shared() -> Any:
@@ -131,6 +133,8 @@ class SensorService(_shared.ActionService):  # type: ignore[name-defined]
 
     def get_logger(self, name: str) -> logging.Logger:
         """A logger whose lines the host logs under this sensor's name."""
+        if name.startswith(_MODULE_PREFIX):  # get_logger(__name__) in the sensor's module
+            name = name[len(_MODULE_PREFIX) :]
         return _logger(f"{self._logger_prefix}.{name}")
 
 
@@ -158,7 +162,7 @@ def _load_class(path: str, class_name: str) -> type:
 
     if not os.path.isfile(path):
         raise SensorLoadError(f"sensor module {path} does not exist")
-    name = "_squall_sensor_" + os.path.splitext(os.path.basename(path))[0]
+    name = _MODULE_PREFIX + os.path.splitext(os.path.basename(path))[0]
     try:
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
@@ -275,8 +279,7 @@ def run(channel: MuxChannel, start: dict[str, Any]) -> int:
     entry = os.path.abspath(str(start["entry_point"]))
     # The sensor's directory first, as StackStorm does, for its sibling modules.
     sys.path.insert(0, os.path.dirname(entry))
-    ref = str(start.get("ref") or "sensor")
-    service = SensorService(channel, logger_prefix=ref)
+    service = SensorService(channel, logger_prefix="sensor")
     try:
         cls = _load_class(entry, str(start["class_name"]))
         runner.sensor = _instantiate(cls, service, start)
