@@ -8,13 +8,17 @@ import json
 import logging
 import os
 import signal
+from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from squall.engine.runtime import Runtime
+from squall.engine.sensors import lease_name
 from squall.errors import DomainError
-from squall.store import events
+from squall.store import events, schema
 from squall.store import executions as exrepo
+from squall.store.util import utcnow
 from squall.testing import eventually
 from tests.integration.sensors.conftest import FAULTY, GOOD, Runtimes
 
@@ -205,3 +209,29 @@ async def test_sensors_can_be_switched_off(runtimes: Runtimes) -> None:
     rt = await runtimes.open(GOOD, sensors=False)
     assert rt.sensors is None
     assert not [lease for lease in rt.status_info()["leases"] if lease.startswith("sensor:")]
+
+
+async def test_a_lost_lease_stops_the_sensor_at_once(runtimes: Runtimes) -> None:
+    rt = await runtimes.open(GOOD, sensor_stop_grace=30.0)
+    assert rt.sensors is not None
+    await eventually(lambda: _polls(rt), timeout=15, message="a first poll")
+    sup = rt.sensors.supervisors[COUNTER]
+    assert sup.process is not None
+    process = sup.process
+
+    # Another process took the lease over (say this one stalled past its expiry).
+    def _steal(conn: sa.Connection) -> None:
+        conn.execute(
+            schema.leases.update()
+            .where(schema.leases.c.name == lease_name(COUNTER))
+            .values(owner="another-process", expires_at=utcnow() + timedelta(minutes=5))
+        )
+
+    await rt.db.write(_steal)
+    rt.wakeups.signal("sensors")
+    # Killed without waiting for cleanup() (the grace is 30 s); the other sensor runs on.
+    await eventually(lambda: process.exit_code is not None, timeout=5, message="a kill")
+    assert process.exit_code == -signal.SIGKILL
+    assert COUNTER not in rt.sensors.supervisors
+    assert PASSIVE in rt.sensors.supervisors
+    assert f"sensor:{COUNTER}" not in rt.status_info()["leases"]
