@@ -239,6 +239,7 @@ class SensorContainer:
         self._rules_version = -1
         self._triggers: dict[str, dict[str, dict[str, Any]]] = {}  # type -> ref -> trigger
         self._renewed_at: float | None = None
+        self._closing = False
 
     # --- what the supervisors use -----------------------------------------------------------
 
@@ -357,6 +358,8 @@ class SensorContainer:
                 self._start(self._defs[ref])
 
     def _start(self, sensor: _SensorDef) -> None:
+        if self._closing:  # a round that was under way when stop() began
+            return
         sup = _Supervisor(sensor, self, self._triggers_of(sensor))
         self.supervisors[sensor.ref] = sup
         sup.start()
@@ -382,6 +385,7 @@ class SensorContainer:
 
     async def stop(self) -> None:
         """Stop every sensor (``cleanup()``, then a kill after the grace) and free the leases."""
+        self._closing = True
         refs = list(self.supervisors)
         await self._stop_all(grace=self.stop_grace)
         if refs:
