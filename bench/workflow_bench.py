@@ -158,11 +158,25 @@ async def bench_sequential(server: Server, n: int) -> dict[str, Any]:
     return {"tasks": n, "seconds": seconds, "transitions_per_s": n / seconds}
 
 
+async def _peak_rss(server: Server, stop: asyncio.Event) -> float:
+    """The server's largest resident memory (MB) seen until ``stop`` is set."""
+    peak = server.own_rss_mb()
+    while not stop.is_set():
+        peak = max(peak, server.own_rss_mb())
+        await asyncio.sleep(0.02)
+    return peak
+
+
 async def bench_items(server: Server, n: int, concurrency: int) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=server.url, headers=server.headers, timeout=60) as c:
+        baseline = server.own_rss_mb()
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(_peak_rss(server, stop))
         started = time.perf_counter()
         doc = await run_workflow(c, "wfbench.items", {"n": n, "concurrency": concurrency})
         wall = time.perf_counter() - started
+        stop.set()
+        peak = await sampler
         ends = await children_end_times(c, doc["id"])
     tenth = max(2, n // 10)
     deciles = [
@@ -177,6 +191,8 @@ async def bench_items(server: Server, n: int, concurrency: int) -> dict[str, Any
         "seconds": _elapsed(doc),
         "wall_seconds": wall,
         "items_per_s": n / _elapsed(doc),
+        # Memory the run needed above what the server held before it (MB).
+        "rss_growth_mb": peak - baseline,
         # The first tenth includes the ramp-up (50 items start at once): compare the second
         # tenth with the last one.
         "ms_per_item_2nd_10pct": deciles[1],
@@ -210,10 +226,12 @@ async def main(quick: bool) -> None:
                 f"sequential workflow, {seq_n} core.noop tasks",
                 await bench_sequential(server, seq_n),
             )
-            emit(
-                f"with-items over {items_n} items, concurrency 50",
-                await bench_items(server, items_n, 50),
-            )
+            # Two sizes, smaller first: memory should grow with the items, linearly at most.
+            for size in (items_n // 10, items_n):
+                emit(
+                    f"with-items over {size} items, concurrency 50",
+                    await bench_items(server, size, 50),
+                )
             for b in branches:
                 emit(f"{b} parallel branches + join", await bench_parallel(server, b))
 
