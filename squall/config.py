@@ -67,6 +67,13 @@ class Settings:
     #: Hosts the http-request runner may (not) reach; empty allow list = all allowed.
     http_allow_hosts: tuple[str, ...] = ()
     http_deny_hosts: tuple[str, ...] = ()
+    #: SSH runners: default login user (empty: the user Squall runs as), default private key
+    #: file (empty: ``~/.ssh/id_ed25519``, ``id_ecdsa``, ``id_rsa`` … as OpenSSH tries them)
+    #: and known hosts file (empty: ``~/.ssh/known_hosts``; ``off`` turns host key checking
+    #: off for the whole deployment, with a warning in the log at start).
+    ssh_user: str = ""
+    ssh_key_file: str = ""
+    ssh_known_hosts: str = ""
     #: SQLite ``synchronous`` pragma: FULL survives power loss, NORMAL only process crashes.
     sqlite_synchronous: str = "FULL"
     #: Maximum request body the API accepts, in bytes.
@@ -169,6 +176,9 @@ _ENV: dict[str, tuple[str, Any]] = {
     "SQUALL_RUNNER_CONCURRENCY": ("runner_concurrency", int),
     "SQUALL_HTTP_ALLOW_HOSTS": ("http_allow_hosts", _split_list),
     "SQUALL_HTTP_DENY_HOSTS": ("http_deny_hosts", _split_list),
+    "SQUALL_SSH_USER": ("ssh_user", str),
+    "SQUALL_SSH_KEY_FILE": ("ssh_key_file", str),
+    "SQUALL_SSH_KNOWN_HOSTS": ("ssh_known_hosts", str),
     "SQUALL_SQLITE_SYNCHRONOUS": ("sqlite_synchronous", str),
     "SQUALL_MAX_BODY_BYTES": ("max_body_bytes", int),
     "SQUALL_LOG_FORMAT": ("log_format", str),

@@ -197,6 +197,9 @@ class Runtime:
                 python_max_runs_per_worker=settings.python_worker_max_runs,
                 http_allow_hosts=tuple(settings.http_allow_hosts),
                 http_deny_hosts=tuple(settings.http_deny_hosts),
+                ssh_user=settings.ssh_user,
+                ssh_key_file=settings.ssh_key_file,
+                ssh_known_hosts=settings.ssh_known_hosts,
             )
         )
         rt = cls(

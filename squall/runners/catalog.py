@@ -74,13 +74,11 @@ _SPECS: list[RunnerTypeSpec] = [
         "remote-shell-cmd",
         "A remote execution runner that executes actions as a fixed system user.",
         remote_params(with_cmd=True),
-        available=False,
     ),
     _spec(
         "remote-shell-script",
         "A remote execution runner that executes actions as a fixed system user.",
         remote_params(with_cmd=False),
-        available=False,
     ),
     _spec(
         "python-script",

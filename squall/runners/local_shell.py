@@ -38,7 +38,14 @@ from squall.runners.process import (
 )
 from squall.runners.script_args import script_arguments
 
-__all__ = ["LocalShellRunner", "shell_result", "stringify_env"]
+__all__ = [
+    "LocalShellRunner",
+    "action_arguments",
+    "entry_point_script",
+    "shell_result",
+    "stringify_env",
+    "sudo_error",
+]
 
 _SUDO_NEEDS_PASSWORD = ("a password is required", "a terminal is required")
 
@@ -73,6 +80,49 @@ def shell_result(outcome: ProcessOutcome, *, error: str | None = None) -> dict[s
     if error:
         result["error"] = error
     return result
+
+
+def sudo_error(stderr: str) -> str | None:
+    """Why a command run with sudo failed, when sudo itself refused (else ``None``)."""
+    if any(s in stderr for s in _SUDO_NEEDS_PASSWORD):
+        return (
+            "sudo needs a password: set the sudo_password runner parameter, or allow "
+            "passwordless sudo (NOPASSWD) for the Squall user"
+        )
+    if "incorrect password" in stderr:
+        return "sudo rejected the sudo_password runner parameter"
+    return None
+
+
+def entry_point_script(ctx: RunContext) -> Path:
+    """The action's script file on this host (``entry_point`` under the pack's ``actions/``).
+
+    Raises:
+        RunnerError: no entry point, or the file does not exist.
+    """
+    if not ctx.entry_point:
+        raise RunnerError(f"action {ctx.action_ref} has no entry_point to run")
+    script = Path(ctx.entry_point)
+    if not script.is_absolute():
+        if ctx.pack_path is None:
+            raise RunnerError(f"action {ctx.action_ref} has no pack directory")
+        script = ctx.pack_path / "actions" / ctx.entry_point
+    if not script.is_file():
+        raise RunnerError(
+            f"entry point {ctx.entry_point!r} of action {ctx.action_ref} not found at "
+            f"{str(script)!r}"
+        )
+    return script
+
+
+def action_arguments(ctx: RunContext) -> list[str]:
+    """The script's arguments from the action parameters (runner parameters left out)."""
+    return script_arguments(
+        ctx.action_parameters,
+        ctx.parameter_specs,
+        kwarg_op=str(ctx.runner_parameters.get("kwarg_op") or "--"),
+        exclude=RUNNER_TYPES[ctx.runner_type].runner_parameters.keys(),
+    )
 
 
 def _failure(message: str) -> RunResult:
@@ -176,13 +226,7 @@ class LocalShellRunner(Runner):
             return RunResult(ExecutionStatus.TIMEOUT, shell_result(outcome, error=message))
         error = None
         if used_sudo and outcome.return_code != 0:
-            if any(s in outcome.stderr for s in _SUDO_NEEDS_PASSWORD):
-                error = (
-                    "sudo needs a password: set the sudo_password runner parameter, or allow "
-                    "passwordless sudo (NOPASSWD) for the Squall user"
-                )
-            elif "incorrect password" in outcome.stderr:
-                error = "sudo rejected the sudo_password runner parameter"
+            error = sudo_error(outcome.stderr)
         status = ExecutionStatus.SUCCEEDED if outcome.return_code == 0 else ExecutionStatus.FAILED
         return RunResult(status, shell_result(outcome, error=error))
 
@@ -193,24 +237,6 @@ class LocalShellRunner(Runner):
         return [self._shell, "-c", cmd], tempfile.gettempdir()
 
     def _script_argv(self, ctx: RunContext) -> tuple[list[str], str]:
-        if not ctx.entry_point:
-            raise RunnerError(f"action {ctx.action_ref} has no entry_point to run")
-        script = Path(ctx.entry_point)
-        if not script.is_absolute():
-            if ctx.pack_path is None:
-                raise RunnerError(f"action {ctx.action_ref} has no pack directory")
-            script = ctx.pack_path / "actions" / ctx.entry_point
-        if not script.is_file():
-            raise RunnerError(
-                f"entry point {ctx.entry_point!r} of action {ctx.action_ref} not found at "
-                f"{str(script)!r}"
-            )
+        script = entry_point_script(ctx)
         interpreter = _shebang(script) or [self._shell]
-        runner_names = RUNNER_TYPES["local-shell-script"].runner_parameters.keys()
-        args = script_arguments(
-            ctx.action_parameters,
-            ctx.parameter_specs,
-            kwarg_op=str(ctx.runner_parameters.get("kwarg_op") or "--"),
-            exclude=runner_names,
-        )
-        return [*interpreter, str(script), *args], str(script.parent)
+        return [*interpreter, str(script), *action_arguments(ctx)], str(script.parent)

@@ -39,6 +39,9 @@ class RunnerSettings:
         http_allow_hosts: hosts HTTP actions may reach (empty: all not denied).
         http_deny_hosts: hosts HTTP actions may never reach.
         output_limit: bytes of stdout/stderr kept and streamed per stream and execution.
+        ssh_user: default SSH login user (empty: the user Squall runs as).
+        ssh_key_file: default private key file (empty: OpenSSH's default key files).
+        ssh_known_hosts: known hosts file (empty: ``~/.ssh/known_hosts``; ``off``: no check).
     """
 
     python_workers: int = field(default_factory=_default_workers)
@@ -47,6 +50,9 @@ class RunnerSettings:
     http_allow_hosts: tuple[str, ...] = ()
     http_deny_hosts: tuple[str, ...] = ()
     output_limit: int = DEFAULT_OUTPUT_LIMIT
+    ssh_user: str = ""
+    ssh_key_file: str = ""
+    ssh_known_hosts: str = ""
 
 
 def _local_shell(settings: RunnerSettings) -> Runner:
@@ -73,6 +79,16 @@ def _http(settings: RunnerSettings) -> Runner:
     return HttpRequestRunner(
         allow_hosts=settings.http_allow_hosts, deny_hosts=settings.http_deny_hosts
     )
+
+
+def _remote_shell(settings: RunnerSettings) -> Runner:
+    from squall.runners.remote_shell import RemoteShellRunner
+    from squall.runners.ssh_client import SshDefaults
+
+    defaults = SshDefaults.from_settings(
+        user=settings.ssh_user, key_file=settings.ssh_key_file, known_hosts=settings.ssh_known_hosts
+    )
+    return RemoteShellRunner(defaults, output_limit=settings.output_limit)
 
 
 def _noop(settings: RunnerSettings) -> Runner:
@@ -110,6 +126,7 @@ _FACTORIES: dict[str, Callable[[RunnerSettings], Runner]] = {
     "local-shell": _local_shell,
     "python-script": _python,
     "http-request": _http,
+    "remote-shell": _remote_shell,
     "noop": _noop,
     "orquesta": _orquesta,
     "action-chain": _action_chain,
@@ -119,6 +136,8 @@ _FACTORIES: dict[str, Callable[[RunnerSettings], Runner]] = {
 _PLUGIN_OF: dict[str, str] = {
     "local-shell-cmd": "local-shell",
     "local-shell-script": "local-shell",
+    "remote-shell-cmd": "remote-shell",
+    "remote-shell-script": "remote-shell",
     "python-script": "python-script",
     "http-request": "http-request",
     "noop": "noop",

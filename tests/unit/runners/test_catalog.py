@@ -30,6 +30,8 @@ def test_availability():
     assert available == {
         "local-shell-cmd",
         "local-shell-script",
+        "remote-shell-cmd",
+        "remote-shell-script",
         "python-script",
         "http-request",
         "noop",

@@ -5,16 +5,33 @@ from __future__ import annotations
 import pytest
 
 from squall.errors import RunnerError
+from squall.runners.base import RunnerTypeSpec
+from squall.runners.catalog import RUNNER_TYPES
 from squall.runners.local_shell import LocalShellRunner
 from squall.runners.noop import NoopRunner
 from squall.runners.registry import RunnerRegistry, RunnerSettings
+from squall.runners.remote_shell import RemoteShellRunner
 
 
-@pytest.mark.parametrize("name", ["remote-shell-cmd", "remote-shell-script"])
-def test_unavailable_runner_has_clear_error(name):
+def test_unavailable_runner_has_clear_error(monkeypatch):
+    name = "later-runner"
+    monkeypatch.setitem(RUNNER_TYPES, name, RunnerTypeSpec(name, "later", {}, available=False))
     with pytest.raises(RunnerError) as info:
         RunnerRegistry().get(name)
     assert str(info.value) == f"runner {name!r} is not available yet in this version of Squall"
+
+
+def test_ssh_runners_share_one_plugin_with_the_deployment_defaults(tmp_path):
+    settings = RunnerSettings(
+        ssh_user="deploy", ssh_key_file="~/keys/id", ssh_known_hosts=str(tmp_path / "kh")
+    )
+    registry = RunnerRegistry(settings)
+    cmd = registry.get("remote-shell-cmd")
+    assert isinstance(cmd, RemoteShellRunner)
+    assert registry.get("remote-shell-script") is cmd
+    assert cmd._defaults.user == "deploy"
+    assert cmd._defaults.known_hosts == str(tmp_path / "kh")
+    assert not cmd._defaults.key_file.startswith("~")
 
 
 def test_unknown_runner():
@@ -33,7 +50,7 @@ async def test_plugins_are_shared_and_closed():
     registry.get("http-request")
     await registry.close()
     await registry.close()
-    assert registry.available("noop") and not registry.available("remote-shell-cmd")
+    assert registry.available("noop") and registry.available("remote-shell-cmd")
 
 
 @pytest.mark.parametrize("name", ["orquesta", "action-chain", "inquirer"])
