@@ -20,6 +20,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,6 +240,11 @@ async def connect(
             f"cannot connect to {target.address}: no answer within {connect_timeout:g} seconds"
         ) from exc
     except OSError as exc:
-        raise SshError(f"cannot connect to {target.address}: {exc.strerror or exc}") from exc
+        # asyncio's "Connect call failed (addr)" carries the reason only in errno.
+        if isinstance(exc, socket.gaierror):
+            reason = f"cannot resolve {target.host!r}: {exc.strerror}"
+        else:
+            reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
+        raise SshError(f"cannot connect to {target.address}: {reason}") from exc
     except asyncssh.Error as exc:
         raise SshError(f"cannot connect to {target.address}: {exc.reason}") from exc
