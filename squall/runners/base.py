@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from squall.errors import RunnerError
 from squall.model.status import ExecutionStatus
 
 __all__ = [
@@ -129,6 +130,26 @@ class RunContext:
     context: dict[str, Any] = field(default_factory=dict)
     #: Names of secret parameters; runners must not echo their values in messages.
     secret_names: frozenset[str] = frozenset()
+
+    def script_file(self) -> Path:
+        """The action's file on this host: ``entry_point`` under the pack's ``actions/``.
+
+        Raises:
+            RunnerError: no entry point, no pack directory, or the file does not exist.
+        """
+        if not self.entry_point:
+            raise RunnerError(f"action {self.action_ref} has no entry_point to run")
+        path = Path(self.entry_point)
+        if not path.is_absolute():
+            if self.pack_path is None:
+                raise RunnerError(f"action {self.action_ref} has no pack directory")
+            path = self.pack_path / "actions" / self.entry_point
+        if not path.is_file():
+            raise RunnerError(
+                f"entry point {self.entry_point!r} of action {self.action_ref} not found at "
+                f"{str(path)!r}"
+            )
+        return path
 
 
 @dataclass(frozen=True)

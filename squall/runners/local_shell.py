@@ -41,7 +41,6 @@ from squall.runners.script_args import script_arguments
 __all__ = [
     "LocalShellRunner",
     "action_arguments",
-    "entry_point_script",
     "shell_result",
     "stringify_env",
     "sudo_error",
@@ -92,27 +91,6 @@ def sudo_error(stderr: str) -> str | None:
     if "incorrect password" in stderr:
         return "sudo rejected the sudo_password runner parameter"
     return None
-
-
-def entry_point_script(ctx: RunContext) -> Path:
-    """The action's script file on this host (``entry_point`` under the pack's ``actions/``).
-
-    Raises:
-        RunnerError: no entry point, or the file does not exist.
-    """
-    if not ctx.entry_point:
-        raise RunnerError(f"action {ctx.action_ref} has no entry_point to run")
-    script = Path(ctx.entry_point)
-    if not script.is_absolute():
-        if ctx.pack_path is None:
-            raise RunnerError(f"action {ctx.action_ref} has no pack directory")
-        script = ctx.pack_path / "actions" / ctx.entry_point
-    if not script.is_file():
-        raise RunnerError(
-            f"entry point {ctx.entry_point!r} of action {ctx.action_ref} not found at "
-            f"{str(script)!r}"
-        )
-    return script
 
 
 def action_arguments(ctx: RunContext) -> list[str]:
@@ -237,6 +215,6 @@ class LocalShellRunner(Runner):
         return [self._shell, "-c", cmd], tempfile.gettempdir()
 
     def _script_argv(self, ctx: RunContext) -> tuple[list[str], str]:
-        script = entry_point_script(ctx)
+        script = ctx.script_file()
         interpreter = _shebang(script) or [self._shell]
         return [*interpreter, str(script), *action_arguments(ctx)], str(script.parent)

@@ -15,7 +15,6 @@ when ``debug`` is set), in the directory of its entry point.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 from squall.errors import RunnerError
@@ -34,21 +33,6 @@ _STATUS = {
     "timeout": ExecutionStatus.TIMEOUT,
     "crashed": ExecutionStatus.FAILED,
 }
-
-
-def _entry_point(ctx: RunContext) -> Path:
-    if not ctx.entry_point:
-        raise RunnerError(f"action {ctx.action_ref} has no entry_point to run")
-    path = Path(ctx.entry_point)
-    if not path.is_absolute():
-        if ctx.pack_path is None:
-            raise RunnerError(f"action {ctx.action_ref} has no pack directory")
-        path = ctx.pack_path / "actions" / ctx.entry_point
-    if not path.is_file():
-        raise RunnerError(
-            f"entry point {ctx.entry_point!r} of action {ctx.action_ref} not found at {str(path)!r}"
-        )
-    return path
 
 
 def _result(outcome: PythonOutcome, timeout: Any) -> dict[str, Any]:
@@ -93,7 +77,7 @@ class PythonScriptRunner(Runner):
         params = ctx.runner_parameters
         timeout = params.get("timeout")
         try:
-            entry = _entry_point(ctx)
+            entry = ctx.script_file()
             env = dict(ctx.env)
             env.update(stringify_env(params.get("env")))
             level = "DEBUG" if params.get("debug") else params.get("log_level") or "DEBUG"

@@ -52,7 +52,6 @@ from squall.model.status import ExecutionStatus
 from squall.runners.base import OutputSink, RunContext, Runner, RunResult
 from squall.runners.local_shell import (
     action_arguments,
-    entry_point_script,
     shell_result,
     stringify_env,
     sudo_error,
@@ -235,7 +234,7 @@ class RemoteShellRunner(Runner):
                     "runner parameter 'cmd' is required and must be a non-empty string"
                 )
             return _Plan(body=cmd, **common)
-        script = entry_point_script(ctx)
+        script = ctx.script_file()
         base = str(params.get("dir") or "/tmp")
         remote_dir = posixpath.join(base, f"squall-{ctx.execution_id}-{secrets.token_hex(4)}")
         return _Plan(
