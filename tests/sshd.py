@@ -35,6 +35,11 @@ class _Auth(asyncssh.SSHServer):
     def validate_password(self, username: str, password: str) -> bool:
         return username == USER and password == PASSWORD
 
+    def connection_requested(
+        self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
+    ) -> bool:
+        return True  # direct TCP forwarding, so the server can serve as a bastion host
+
 
 @dataclass
 class SshServer:

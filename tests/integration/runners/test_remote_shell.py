@@ -309,3 +309,19 @@ async def test_script_timeout_still_removes_the_copy(sshd, make_ctx, tmp_path):
     assert res.status == ExecutionStatus.TIMEOUT
     assert res.result[host]["stdout"] == "begun"
     assert list(remote_dir.iterdir()) == []
+
+
+async def test_bastion_host_relays_the_connection(runner, sshd, make_ctx):
+    bastion, target = (f"127.0.0.1:{p}" for p in sshd.ports)
+    res = await runner.run(remote(make_ctx, target, "echo via", bastion_host=bastion))
+    assert res.status == ExecutionStatus.SUCCEEDED, res.result
+    assert res.result == {
+        target: {
+            "stdout": "via",
+            "stderr": "",
+            "return_code": 0,
+            "succeeded": True,
+            "failed": False,
+        }
+    }
+    assert sshd.commands == ["echo via"]
