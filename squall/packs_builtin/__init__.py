@@ -1,4 +1,5 @@
-"""Packs shipped with Squall (``core``, ``linux``, ``demo``), in StackStorm's pack format.
+"""Packs shipped with Squall (``core``, ``linux``, ``demo``, ``packs``), in StackStorm's pack
+format.
 
 Each subdirectory is a pack directory; this package only locates them.
 """
@@ -13,7 +14,7 @@ __all__ = ["BUILTIN_PACKS", "BUILTIN_PACKS_PATH", "builtin_pack_dirs"]
 BUILTIN_PACKS_PATH: Path = Path(__file__).resolve().parent
 
 #: Refs of the built-in packs.
-BUILTIN_PACKS: tuple[str, ...] = ("core", "linux", "demo")
+BUILTIN_PACKS: tuple[str, ...] = ("core", "linux", "demo", "packs")
 
 
 def builtin_pack_dirs() -> list[Path]:

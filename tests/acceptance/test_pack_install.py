@@ -102,3 +102,15 @@ def test_failures_exit_non_zero_and_keep_what_is_installed(
 
     assert greet(server) == "hello-v1"
     assert server.cli("pack", "get", "greeter", "--json").json()["version"] == "1.0.0"
+
+
+def test_the_packs_install_action_installs_for_rules_and_workflows(
+    server: SquallServer, repo: PackRepo
+) -> None:
+    result, doc = server.run_json("packs.install", f'packs=["{repo.url}=v1.0.0"]')
+    assert doc["status"] == "succeeded", result
+    assert doc["result"]["output"]["packs_list"] == ["greeter"]
+    assert greet(server) == "hello-v1"
+    result, doc = server.run_json("packs.install", f'packs=["{repo.url}=nope"]')
+    assert doc["status"] == "failed", result
+    assert greet(server) == "hello-v1"

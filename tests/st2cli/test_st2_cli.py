@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.gitpacks import PackRepo
 from tests.st2cli.conftest import PASSWORD, Server, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -357,6 +358,30 @@ def test_pack_list_and_get(server: Server) -> None:
     detail = server.st2("pack", "get", "st2cli").stdout
     assert "Fixture pack for the st2 CLI acceptance tests." in detail
     assert "1.0.0" in detail
+
+
+def test_pack_install_from_git(server: Server, tmp_path: Path) -> None:
+    ref = _uniq("gitpack")
+    repo = PackRepo(tmp_path / ref, ref)
+    repo.version("1.0.0", {"hi": "v1"}, tag="v1.0.0")
+    repo.version("2.0.0", {"hi": "v2", "bye": "bye"})
+
+    # st2 follows the packs.install execution Squall records, then shows the pack.
+    out = server.st2("pack", "install", f"{repo.url}=v1.0.0").stdout
+    assert f"| ref         | {ref}" in out and "| version     | 1.0.0" in out, out
+    upgraded = server.st2("pack", "install", repo.url, "-j").json()
+    assert upgraded["ref"] == ref and upgraded["version"] == "2.0.0"
+    executions = server.st2(
+        "execution", "list", "--action", "packs.install", "-n", "5", "-a", "parameters", "-j"
+    ).json()
+    assert any(repo.url in str(e.get("parameters")) for e in executions), executions
+
+    bad = server.st2("pack", "install", f"{repo.url}=v9", check=False)
+    assert bad.code != 0
+    assert '"v9" is not a valid version, hash, tag or branch' in bad.stdout + bad.stderr
+    assert server.st2("pack", "get", ref, "-j").json()["version"] == "2.0.0"
+    with server.api() as api:
+        assert api.post("/api/v1/packs/uninstall", json={"packs": [ref]}).status_code == 200
 
 
 # --- inquiries ----------------------------------------------------------------------------

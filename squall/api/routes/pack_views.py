@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
 from squall.api.deps import Admin, Auth, get_runtime
@@ -26,10 +29,16 @@ from squall.api.serialize import json_response
 from squall.engine.pack_install import InstallOutcome
 from squall.engine.runtime import Runtime
 from squall.errors import NotFoundError, SquallError, ValidationError
+from squall.model.ids import new_id
+from squall.model.status import ExecutionStatus
 from squall.packs import load_yaml_file
 from squall.store import content
+from squall.store import executions as exrepo
+from squall.store.util import utcnow
 
 __all__ = ["router"]
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/packs", tags=["packs"])
 
@@ -135,6 +144,8 @@ async def pack_search(body: SearchRequest, request: Request, principal: Auth) ->
 
 
 _NDJSON = "application/x-ndjson"
+#: Sent by the ``packs.squall_install`` action: the installation already has its execution.
+_EXECUTION_HEADER = "X-Squall-Execution-Id"
 #: Seconds between keep-alive lines of a streamed installation.
 _HEARTBEAT = 10.0
 
@@ -147,24 +158,36 @@ async def install_packs(body: InstallRequest, request: Request, principal: Admin
     ``install`` record). With ``Accept: application/x-ndjson`` it streams one JSON line per
     step (``{"progress": "cloning …"}``) and ends with ``{"status": 200|4xx, "result": …}``.
     """
-    installer = get_runtime(request).packs.installer
+    rt = get_runtime(request)
     timeout = float(body.timeout) if body.timeout else None
+    # The packs.install action (packs.squall_install) calls this route and is itself the
+    # record of the installation; any other caller gets one (see _record).
+    record = not request.headers.get(_EXECUTION_HEADER)
+    started = utcnow()
 
-    def run(progress: Callable[[str], None] | None = None) -> Awaitable[InstallOutcome]:
-        return installer.install(
+    async def install(progress: Callable[[str], None] | None) -> tuple[int, dict[str, Any]]:
+        outcome = await rt.packs.installer.install(
             body.packs,
             force=body.force,
             user=principal.user,
             timeout=timeout,
             progress=progress,
         )
+        payload = outcome.payload()
+        if record:
+            execution_id = await _record(rt, principal.user, body, outcome, started)
+            if execution_id is not None:
+                payload["execution_id"] = execution_id
+        return (200 if outcome.ok else 400), payload
 
     if _NDJSON not in request.headers.get("accept", ""):
-        outcome = await run()
-        return json_response(outcome.payload(), 200 if outcome.ok else 400)
+        status, payload = await install(None)
+        return json_response(payload, status)
 
     queue: asyncio.Queue[str] = asyncio.Queue()
-    task = asyncio.ensure_future(run(queue.put_nowait))
+    # Runs to the end even when the client goes away (then nobody reads its result).
+    task = asyncio.ensure_future(install(queue.put_nowait))
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def lines() -> AsyncIterator[bytes]:
         while not task.done() or not queue.empty():
@@ -179,13 +202,57 @@ async def install_packs(body: InstallRequest, request: Request, principal: Admin
             if not task.done():
                 yield b"\n"  # a long clone says nothing: keep the connection alive
         try:
-            outcome = task.result()
+            status, payload = task.result()
         except SquallError as exc:
-            yield _line({"status": exc.http_status, "result": {"faultstring": str(exc)}})
-        else:
-            yield _line({"status": 200 if outcome.ok else 400, "result": outcome.payload()})
+            status, payload = exc.http_status, {"faultstring": str(exc)}
+        except Exception as exc:
+            log.exception("pack installation failed")
+            status, payload = 500, {"faultstring": f"internal error: {type(exc).__name__}"}
+        yield _line({"status": status, "result": payload})
 
     return StreamingResponse(lines(), media_type=_NDJSON)
+
+
+async def _record(
+    rt: Runtime, user: str, body: InstallRequest, outcome: InstallOutcome, started: datetime
+) -> str | None:
+    """Record the installation as a finished ``packs.install`` execution, as StackStorm
+    runs one: the history shows every install, and the ``st2`` CLI, which follows that
+    execution, shows the installed packs. ``None`` when the ``packs`` pack is missing."""
+    try:
+        action, bundle = await rt.executions.action("packs.install")
+    except NotFoundError:
+        return None
+    warnings = [f"{r.ref}: {w}" for r in outcome.results for w in r.warnings]
+    output: dict[str, Any] = {
+        "packs_list": [r.ref for r in outcome.results] if outcome.ok else [],
+        "warning_list": [str(w) for w in warnings],
+    }
+    result: dict[str, Any] = {"output": output}
+    if not outcome.ok:
+        result["errors"] = [{"type": "error", "message": outcome.payload()["faultstring"]}]
+    status = ExecutionStatus.SUCCEEDED if outcome.ok else ExecutionStatus.FAILED
+    row = exrepo.new_row(
+        id=new_id(),
+        action_ref=action.ref,
+        action_snapshot=action.snapshot,
+        runner_type=bundle.runner.name,
+        parameters={"packs": body.packs, "force": body.force},
+        context={"user": user, "pack": "packs"},
+        user=user,
+        now=started,
+        status=ExecutionStatus.RUNNING,
+    )
+    row["started_at"] = started
+
+    def _write(conn: Connection) -> None:
+        exrepo.insert(conn, [row])
+        done = exrepo.finish(conn, row["id"], status=status, result=result, now=utcnow())
+        if done is not None:
+            rt.executions.on_terminal(conn, done)
+
+    await rt.db.write(_write)
+    return str(row["id"])
 
 
 def _line(doc: dict[str, Any]) -> bytes:

@@ -159,6 +159,26 @@ async def test_reinstall_at_another_version_replaces_the_actions(
     assert leftovers(packs_dir) == []
 
 
+async def test_each_install_is_recorded_as_a_packs_install_execution(
+    api: httpx.AsyncClient, hello_repo: PackRepo
+) -> None:
+    body = await installed(api, f"{hello_repo.url}=v1.0.0")
+    doc = (await api.get(f"/api/v1/executions/{body['execution_id']}")).json()
+    assert doc["action"]["ref"] == "packs.install" and doc["status"] == "succeeded"
+    assert doc["parameters"] == {"packs": [f"{hello_repo.url}=v1.0.0"], "force": False}
+    assert doc["result"]["output"] == {"packs_list": ["hello"], "warning_list": []}
+    assert doc["context"]["user"] == "admin"
+    assert [e["status"] for e in doc["log"]] == ["running", "succeeded"]
+
+    # The packs.install action calls the API itself and is already the record.
+    own = await api.post(
+        "/api/v1/packs/install",
+        json={"packs": [hello_repo.url]},
+        headers={"X-Squall-Execution-Id": "0" * 24},
+    )
+    assert own.status_code == 200 and "execution_id" not in own.json()
+
+
 async def test_progress_streams_as_json_lines(api: httpx.AsyncClient, hello_repo: PackRepo) -> None:
     resp = await api.post(
         "/api/v1/packs/install",
@@ -291,6 +311,9 @@ async def test_registration_failure_rolls_back_to_the_previous_version(
     assert "hello.missing" in message and "previous versions restored" in message
     assert resp.json()["rolled_back"] is True
     await assert_still_v1(api, packs_dir, v1_installed)
+    record = (await api.get(f"/api/v1/executions/{resp.json()['execution_id']}")).json()
+    assert record["status"] == "failed" and record["result"]["output"]["packs_list"] == []
+    assert "hello.missing" in record["result"]["errors"][0]["message"]
     assert (await api.get("/api/v1/rules/hello.on_hook")).status_code == 404
 
 

@@ -35,10 +35,15 @@ def packs() -> dict[str, LoadedPack]:
 
 
 def test_builtin_packs_are_discovered() -> None:
-    assert [d.name for d in discover_packs([BUILTIN_PACKS_PATH])] == ["core", "demo", "linux"]
+    assert [d.name for d in discover_packs([BUILTIN_PACKS_PATH])] == [
+        "core",
+        "demo",
+        "linux",
+        "packs",
+    ]
 
 
-@pytest.mark.parametrize("name", ["core", "linux", "demo"])
+@pytest.mark.parametrize("name", ["core", "linux", "demo", "packs"])
 def test_builtin_pack_loads_without_issues_or_warnings(
     packs: dict[str, LoadedPack], name: str
 ) -> None:
