@@ -15,7 +15,7 @@ TOP_VERBS = ["up", "run", "execution", "action", "pack", "key", "login", "whoami
 SUB_VERBS = {
     "execution": ["list", "get", "tail", "cancel", "re-run"],
     "action": ["list", "get"],
-    "pack": ["list", "register"],
+    "pack": ["list", "register", "install", "remove"],
     "key": ["set", "get", "list", "delete"],
 }
 
