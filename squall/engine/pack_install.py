@@ -75,9 +75,57 @@ def read_install_record(pack_dir: Path) -> dict[str, Any] | None:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    """Replace ``path`` atomically and durably.
+
+    The temporary file gets a fresh random name and is created with ``O_EXCL|O_NOFOLLOW``:
+    ``path`` may sit in a directory a git repository filled (the install record of a fresh
+    clone), where a planted symlink must never make the server write somewhere else.
+    """
+    text = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(tmp, flags, 0o600)
+    try:
+        try:
+            view = memoryview(text)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make the renames and new entries of directory ``path`` durable."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems cannot fsync a directory; nothing more to do
+        pass
+    finally:
+        os.close(fd)
+
+
+def _escaping_symlinks(root: Path) -> list[str]:
+    """The symlinks under ``root`` (relative paths) whose target lies outside ``root``,
+    directories not followed."""
+    top = root.resolve()
+    out: list[str] = []
+    for current, dirs, files in os.walk(root, followlinks=False):
+        for name in (*dirs, *files):
+            entry = Path(current) / name
+            if entry.is_symlink() and not entry.resolve().is_relative_to(top):
+                out.append(str(entry.relative_to(root)))
+    return sorted(out)
 
 
 @dataclass
@@ -354,9 +402,16 @@ class PackInstaller:
                 if target.exists() and target.resolve() == source.resolve():
                     return None
                 progress(f"copying {source} …")
+                # Symlinks stay symlinks (then checked like a clone's): following them would
+                # copy whatever they point at into the pack.
                 await asyncio.to_thread(
-                    shutil.copytree, source, dest, ignore=shutil.ignore_patterns(*_COPY_IGNORE)
+                    shutil.copytree,
+                    source,
+                    dest,
+                    symlinks=True,
+                    ignore=shutil.ignore_patterns(*_COPY_IGNORE),
                 )
+                self._check_symlinks(spec, dest)
                 record.update(source=str(source), kind="directory", commit=None, resolved=None)
                 return await self._validated(spec, dest, record, progress)
         else:
@@ -368,6 +423,7 @@ class PackInstaller:
         described = f"{checkout.kind} {checkout.name}" if checkout.name else checkout.kind
         progress(f"checking out {described} ({checkout.commit[:12]}) …")
         await repo.checkout(checkout.commit)
+        self._check_symlinks(spec, dest)
         await repo.forget_credentials()
         record.update(kind="git", commit=checkout.commit, resolved=described)
         return await self._validated(spec, dest, record, progress)
@@ -375,6 +431,10 @@ class PackInstaller:
     async def _validated(
         self, spec: PackSpec, path: Path, record: dict[str, Any], progress: Progress
     ) -> _Staged:
+        # A record the repository brought along is not ours: it goes (a symlink is removed,
+        # never followed) before anything reads the pack.
+        with contextlib.suppress(FileNotFoundError):
+            (path / INSTALL_RECORD).unlink()
         pack = await asyncio.to_thread(self._load, spec, path)
         progress(f"validated pack {pack.ref} {pack.version} …")
         _write_json(path / INSTALL_RECORD, record)
@@ -387,6 +447,18 @@ class PackInstaller:
             requirements=pack.requirements_file is not None,
             version=pack.version,
         )
+
+    @staticmethod
+    def _check_symlinks(spec: PackSpec, path: Path) -> None:
+        """Refuse a pack with symlinks out of it: reading or writing through them would touch
+        files of the server (its secrets, or anything an install writes)."""
+        escaping = _escaping_symlinks(path)
+        if escaping:
+            shown = ", ".join(escaping[:5]) + (" …" if len(escaping) > 5 else "")
+            raise PackError(
+                f"cannot install {spec.display!r}: symlinks pointing outside the pack: {shown}",
+                hint="a pack may only link to its own files; remove those links",
+            )
 
     def _load(self, spec: PackSpec, path: Path) -> LoadedPack:
         what = "repository" if spec.kind == "git" or (path / ".git").exists() else "directory"

@@ -456,3 +456,43 @@ async def test_an_interrupted_swap_is_undone_at_start(
     )
     await runtime.packs.register_changed()
     await assert_still_v1(api, packs_dir, v1_installed)
+
+
+# --- hostile repositories ---------------------------------------------------------------------
+
+
+async def test_a_symlink_out_of_the_pack_is_refused_and_never_written_through(
+    api: httpx.AsyncClient, hello_repo: PackRepo, tmp_path: Path, packs_dir: Path
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (hello_repo.path / f"{INSTALL_RECORD}.tmp").symlink_to(victim)
+    (hello_repo.path / "actions" / "secrets.txt").symlink_to("/etc/passwd")
+    hello_repo.commit("links out of the pack")
+    message = fault(await install(api, hello_repo.url))
+    assert "symlinks pointing outside the pack" in message
+    assert f"{INSTALL_RECORD}.tmp" in message and "actions/secrets.txt" in message
+    assert victim.read_text() == "precious\n"
+    assert not (packs_dir / "hello").exists()
+    assert leftovers(packs_dir) == []
+
+
+async def test_symlinks_inside_the_pack_are_fine(
+    api: httpx.AsyncClient, hello_repo: PackRepo, packs_dir: Path
+) -> None:
+    (hello_repo.path / "README.txt").write_text("read me\n")
+    (hello_repo.path / "actions" / "README.txt").symlink_to("../README.txt")
+    hello_repo.commit("a link inside the pack")
+    await installed(api, hello_repo.url)
+    assert (packs_dir / "hello" / "actions" / "README.txt").read_text() == "read me\n"
+
+
+async def test_an_install_record_from_the_repository_is_replaced(
+    api: httpx.AsyncClient, hello_repo: PackRepo, packs_dir: Path
+) -> None:
+    forged = {"install_id": "forged", "source": "https://trusted.example/x.git"}
+    hello_repo.write(INSTALL_RECORD, json.dumps(forged)).commit("a forged install record")
+    body = await installed(api, hello_repo.url)
+    record = json.loads((packs_dir / "hello" / INSTALL_RECORD).read_text())
+    assert record["source"] == hello_repo.url and record["install_id"] != "forged"
+    assert body["packs"][0]["install"]["source"] == hello_repo.url
