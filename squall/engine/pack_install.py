@@ -419,12 +419,12 @@ class PackInstaller:
             record["source"] = redact_url(url)
         progress(f"cloning {record['source']} …")
         repo = await clone(url, dest, timeout=timeout, name=record["source"])
+        await repo.forget_credentials()  # at once: nothing below needs the network
         checkout = await repo.resolve(spec.version)
         described = f"{checkout.kind} {checkout.name}" if checkout.name else checkout.kind
         progress(f"checking out {described} ({checkout.commit[:12]}) …")
         await repo.checkout(checkout.commit)
         self._check_symlinks(spec, dest)
-        await repo.forget_credentials()
         record.update(kind="git", commit=checkout.commit, resolved=described)
         return await self._validated(spec, dest, record, progress)
 

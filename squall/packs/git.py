@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from squall.errors import PackError
-from squall.packs.sources import GIT_PROTOCOLS, redact_url
+from squall.packs.sources import GIT_PROTOCOLS, redact_url, strip_userinfo
 
 __all__ = ["DEFAULT_TIMEOUT", "GitCheckout", "GitRepo", "clone", "is_git_repository"]
 
@@ -74,7 +74,7 @@ class _Result:
 async def _git(
     args: Sequence[str], *, cwd: Path | None = None, timeout: float, secret: str | None = None
 ) -> _Result:
-    """Run ``git ARGS``; ``secret`` (a URL with a password) is masked in its messages."""
+    """Run ``git ARGS``; ``secret`` (a URL with user info) is masked in its messages."""
     try:
         proc = await asyncio.create_subprocess_exec(
             "git",
@@ -138,7 +138,7 @@ class GitRepo:
         self.path = path
         self.url = url
         self.timeout = timeout
-        #: How messages name the repository (the URL without its password by default).
+        #: How messages name the repository (the URL with its user info masked by default).
         self.name = name or redact_url(url)
 
     async def _run(self, *args: str) -> _Result:
@@ -205,17 +205,23 @@ class GitRepo:
             raise PackError(f"cannot check out {commit[:12]}: {result.last_line()}")
 
     async def forget_credentials(self) -> None:
-        """Store the origin URL without its password (the clone keeps its remote)."""
-        safe = redact_url(self.url)
+        """Store the origin URL without any user info: a user name can be a token as well
+        as a password can (the clone keeps its remote, read by ``git log`` users)."""
+        safe = strip_userinfo(self.url)
         if safe != self.url:
-            await self._run("remote", "set-url", "origin", "--", safe.replace(":***@", "@"))
+            result = await self._run("remote", "set-url", "origin", "--", safe)
+            if result.code != 0:
+                raise PackError(
+                    f"cannot remove the credentials from the clone of {self.name}: "
+                    f"{result.last_line()}"
+                )
 
 
 async def clone(
     url: str, dest: Path, *, timeout: float = DEFAULT_TIMEOUT, name: str | None = None
 ) -> GitRepo:
     """Clone ``url`` into ``dest`` (which must not exist) without checking out files.
-    ``name`` is how messages call the repository (default: the URL without password).
+    ``name`` is how messages call the repository (default: the URL, user info masked).
 
     Raises:
         PackError: git failed (unreachable URL, no such repository, authentication); the

@@ -30,7 +30,9 @@ __all__ = [
     "PackSpec",
     "SpecKind",
     "parse_pack_spec",
+    "redact_spec",
     "redact_url",
+    "strip_userinfo",
 ]
 
 SpecKind = Literal["git", "local", "name"]
@@ -70,33 +72,58 @@ class PackSpec:
     @property
     def source(self) -> str:
         """Where the pack comes from as the spec wrote it (``file://`` URLs stay URLs),
-        with any password masked: for messages and install records."""
+        with any user info masked: for messages and install records."""
         given = self.spec.strip().partition("=")[0]
         return redact_url(given) if self.kind != "git" else redact_url(self.location)
 
     @property
     def display(self) -> str:
-        """The spec with any password in the URL masked."""
+        """The spec with any user info in the URL masked."""
         return f"{self.source}={self.version}" if self.version else self.source
 
 
-def redact_url(url: str) -> str:
-    """``url`` with the password of its user info (``https://user:secret@host``) masked."""
+def _split_userinfo(url: str) -> tuple[str, str, str] | None:
+    """(before the netloc, user info, the rest) of a URL with user info, else ``None``."""
     try:
         parts = urlsplit(url)
     except ValueError:
+        return None
+    if not parts.scheme or "@" not in parts.netloc:
+        return None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    # The host part is kept as written, so an IPv6 host keeps its brackets.
+    return f"{parts.scheme}://", userinfo, urlunsplit(parts._replace(scheme="", netloc=hostport))
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its whole user info masked (``https://***@host/…``): a user name can be
+    a token (``https://ghp_…@github.com``) as well as a password can. The scp-like
+    ``git@host:path`` form has no place for a secret and stays as it is."""
+    split = _split_userinfo(url)
+    if split is None:
         return url
-    if parts.password is None:
+    scheme, _userinfo, rest = split
+    return f"{scheme}***@{rest.removeprefix('//')}"
+
+
+def strip_userinfo(url: str) -> str:
+    """``url`` without any user info (``https://host/…``), for a clone's ``origin``."""
+    split = _split_userinfo(url)
+    if split is None:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    netloc = f"{parts.username or ''}:***@{host}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    scheme, _userinfo, rest = split
+    return f"{scheme}{rest.removeprefix('//')}"
+
+
+def redact_spec(spec: str) -> str:
+    """A ``pack install`` spec as it may be shown or stored: the URL's user info masked,
+    the ``=VERSION`` kept."""
+    location, sep, version = str(spec).partition("=")
+    return f"{redact_url(location)}{sep}{version}"
 
 
 def _bad(spec: str, reason: str, hint: str = _SPEC_HINT) -> ValidationError:
-    return ValidationError(f"packs: {spec!r}: {reason}", hint=hint)
+    return ValidationError(f"packs: {redact_spec(spec)!r}: {reason}", hint=hint)
 
 
 def _check_version(spec: str, version: str) -> str:

@@ -42,18 +42,26 @@ async def test_a_hanging_clone_is_stopped_with_its_helpers(
     assert git_processes(f"127.0.0.1:{silent_server}") == []
 
 
-async def test_the_clone_keeps_no_password(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        ("https://bob:s3cr3t@h/x", "https://h/x"),
+        ("https://ghp_s3cr3t@h/x", "https://h/x"),
+        ("https://s3cr3t@[::1]:8443/x", "https://[::1]:8443/x"),
+    ],
+)
+async def test_the_clone_keeps_no_user_info(tmp_path: Path, url: str, kept: str) -> None:
     repo = PackRepo(tmp_path / "src", "src")
     repo.version("1.0.0", {"a": "a"})
     cloned = await clone(str(repo.path), tmp_path / "clone", timeout=30)
     proc = await asyncio.create_subprocess_exec(
-        "git", "-C", str(cloned.path), "remote", "set-url", "origin", "https://bob:s3cr3t@h/x"
+        "git", "-C", str(cloned.path), "remote", "set-url", "origin", url
     )
     assert await proc.wait() == 0
-    cloned.url = "https://bob:s3cr3t@h/x"
+    cloned.url = url
     await cloned.forget_credentials()
     config = (cloned.path / ".git" / "config").read_text()
-    assert "s3cr3t" not in config and "https://bob@h/x" in config
+    assert "s3cr3t" not in config and f"url = {kept}\n" in config
 
 
 async def test_versions_are_found_as_stackstorm_finds_them(tmp_path: Path) -> None:

@@ -3,7 +3,11 @@ backends. Every failure must leave the previously installed version in place and
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -231,7 +235,7 @@ async def test_unreachable_url_says_what_git_said(
     assert "cannot clone https://127.0.0.1:1/acme/hello.git: fatal: unable to access" in message
     assert "127.0.0.1 port 1" in message  # git's own last line
     message = fault(await install(api, "ssh://git@127.0.0.1:1/acme/hello.git=v1.0.0"))
-    assert "cannot clone ssh://git@127.0.0.1:1/acme/hello.git: ssh: connect to host" in message
+    assert "cannot clone ssh://***@127.0.0.1:1/acme/hello.git: ssh: connect to host" in message
     assert "Connection refused; fatal: Could not read from remote repository" in message
 
     missing = fault(await install(api, f"file://{tmp_path}/nowhere.git"))
@@ -248,7 +252,53 @@ async def test_passwords_in_urls_are_not_shown(
     api: httpx.AsyncClient, packs_dir: Path, v1_installed: str
 ) -> None:
     message = fault(await install(api, "https://bob:s3cr3t@127.0.0.1:1/acme/hello.git"))
-    assert "s3cr3t" not in message and "bob:***@127.0.0.1:1" in message
+    assert "s3cr3t" not in message and "https://***@127.0.0.1:1" in message
+    message = fault(await install(api, "https://ghp_T0KEN@127.0.0.1:1/acme/hello.git=-x"))
+    assert "ghp_T0KEN" not in message and "https://***@127.0.0.1:1" in message
+
+
+class _QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def http_git(hello_repo: PackRepo) -> Iterator[str]:
+    """``hello_repo`` over git's dumb HTTP protocol (a static file server); yields the
+    ``host:port`` to put in URLs."""
+    hello_repo.git("update-server-info")
+    handler = functools.partial(_QuietFiles, directory=str(hello_repo.path / ".git"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+async def test_a_token_in_the_user_name_is_kept_nowhere(
+    api: httpx.AsyncClient, http_git: str, packs_dir: Path
+) -> None:
+    url = f"http://ghp_T0KEN@{http_git}/"
+    resp = await api.post(
+        "/api/v1/packs/install",
+        json={"packs": [f"{url}=v1.0.0"]},
+        headers={"Accept": "application/x-ndjson"},
+    )
+    assert resp.status_code == 200 and "ghp_T0KEN" not in resp.text, resp.text
+    events = [json.loads(line) for line in resp.text.splitlines() if line.strip()]
+    last = events[-1]
+    assert last["status"] == 200, last
+    assert last["result"]["packs"][0]["install"]["source"] == f"http://***@{http_git}/"
+    assert events[0] == {"progress": f"cloning http://***@{http_git}/ …"}
+    for path in (packs_dir / "hello").rglob("*"):
+        if path.is_file():
+            assert b"ghp_T0KEN" not in path.read_bytes(), path
+    config = (packs_dir / "hello" / ".git" / "config").read_text()
+    assert f"url = http://{http_git}/\n" in config
 
 
 async def test_unknown_version_lists_the_available_ones(

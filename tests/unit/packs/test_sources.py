@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from squall.errors import ValidationError
-from squall.packs.sources import PackSpec, parse_pack_spec, redact_url
+from squall.packs.sources import (
+    PackSpec,
+    parse_pack_spec,
+    redact_spec,
+    redact_url,
+    strip_userinfo,
+)
 
 
 @pytest.mark.parametrize(
@@ -77,13 +83,35 @@ def test_bad_specs_are_refused_with_a_reason(spec: str, reason: str) -> None:
     assert reason in str(caught.value)
 
 
-def test_passwords_are_masked_in_what_is_shown() -> None:
+def test_user_info_is_masked_in_what_is_shown() -> None:
     spec = parse_pack_spec("https://bob:s3cr3t@git.local:8443/ops.git=v1")
     assert spec.location == "https://bob:s3cr3t@git.local:8443/ops.git"
-    assert spec.display == "https://bob:***@git.local:8443/ops.git=v1"
-    assert "s3cr3t" not in spec.source
-    assert redact_url("https://token@host/x") == "https://token@host/x"
+    assert spec.display == "https://***@git.local:8443/ops.git=v1"
+    assert "s3cr3t" not in spec.source and "bob" not in spec.source
+    # A token as the user name is as secret as a password.
+    token = parse_pack_spec("https://ghp_T0KEN@github.com/o/r.git=v2")
+    assert token.display == "https://***@github.com/o/r.git=v2"
+    assert redact_url("ssh://deploy:pw@git.local/ops.git") == "ssh://***@git.local/ops.git"
+    assert redact_url("https://host/x?q=a@b") == "https://host/x?q=a@b"
     assert redact_url("git@host:x.git") == "git@host:x.git"
+
+
+def test_ipv6_hosts_keep_their_brackets() -> None:
+    assert redact_url("https://bob:pw@[::1]:8443/ops.git") == "https://***@[::1]:8443/ops.git"
+    assert redact_url("https://tok@[fe80::1]/ops.git") == "https://***@[fe80::1]/ops.git"
+    assert strip_userinfo("https://bob:pw@[::1]:8443/ops.git") == "https://[::1]:8443/ops.git"
+    assert strip_userinfo("https://[::1]/ops.git") == "https://[::1]/ops.git"
+
+
+def test_specs_are_redacted_for_storing_and_errors() -> None:
+    assert redact_spec("https://ghp_T0KEN@github.com/o/r.git=v1") == (
+        "https://***@github.com/o/r.git=v1"
+    )
+    assert redact_spec("ops=1.0.0") == "ops=1.0.0"
+    with pytest.raises(ValidationError) as caught:
+        parse_pack_spec("https://ghp_T0KEN@github.com/o/r.git=-x")
+    assert "ghp_T0KEN" not in str(caught.value)
+    assert "https://***@github.com/o/r.git=-x" in str(caught.value)
 
 
 def test_local_sources_keep_the_form_given() -> None:
