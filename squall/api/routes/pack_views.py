@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
@@ -272,18 +273,33 @@ async def pack_files(ref_or_id: str, request: Request, principal: Auth) -> Respo
     listed with ``content: null``)."""
     base = await _pack_dir(request, ref_or_id)
     out: list[dict[str, Any]] = []
-    for path in sorted(base.rglob("*")):
-        rel = path.relative_to(base)
-        if any(part in _SKIP_DIRS for part in rel.parts) or not path.is_file():
-            continue
-        text: str | None = None
-        if path.stat().st_size <= MAX_FILE_BYTES:
-            try:
-                text = path.read_text()
-            except (UnicodeDecodeError, OSError):
-                text = None
-        out.append({"file_path": str(rel), "content": text})
+    for current, dirs, files in os.walk(base, followlinks=False):
+        # Symlinked directories are not entered (os.walk); skipped ones are not listed.
+        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS]
+        for name in files:
+            path = Path(current) / name
+            if not path.is_file() or (path.is_symlink() and not _inside(base, path.resolve())):
+                continue
+            out.append(_file_entry(base, path))
+    out.sort(key=lambda entry: str(entry["file_path"]))
     return json_response(out)
+
+
+def _inside(base: Path, resolved: Path) -> bool:
+    """Whether ``resolved`` is a file of the pack at ``base`` that may be shown."""
+    if not resolved.is_relative_to(base):
+        return False
+    return not any(part in _SKIP_DIRS for part in resolved.relative_to(base).parts)
+
+
+def _file_entry(base: Path, path: Path) -> dict[str, Any]:
+    text: str | None = None
+    try:
+        if path.stat().st_size <= MAX_FILE_BYTES:
+            text = path.read_text()
+    except (UnicodeDecodeError, OSError):
+        text = None
+    return {"file_path": str(path.relative_to(base)), "content": text}
 
 
 @router.get("/views/file/{ref_or_id}/{file_path:path}")
@@ -292,6 +308,10 @@ async def pack_file(ref_or_id: str, file_path: str, request: Request, principal:
     path = (base / file_path).resolve()
     if not path.is_relative_to(base):
         raise ValidationError(f"file_path: {file_path!r} is outside the pack")
+    # What views/files leaves out is not served either: .git/config can hold credentials.
+    # Both the path as given and where it leads count (a link into .git).
+    if any(part in _SKIP_DIRS for part in Path(file_path).parts) or not _inside(base, path):
+        raise NotFoundError(f"pack {ref_or_id!r} has no file {file_path!r}")
     if not path.is_file():
         raise NotFoundError(f"pack {ref_or_id!r} has no file {file_path!r}")
     try:

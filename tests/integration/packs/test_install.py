@@ -546,3 +546,32 @@ async def test_an_install_record_from_the_repository_is_replaced(
     record = json.loads((packs_dir / "hello" / INSTALL_RECORD).read_text())
     assert record["source"] == hello_repo.url and record["install_id"] != "forged"
     assert body["packs"][0]["install"]["source"] == hello_repo.url
+
+
+async def test_pack_file_views_show_no_git_internals_nor_files_outside(
+    api: httpx.AsyncClient, hello_repo: PackRepo, tmp_path: Path, packs_dir: Path
+) -> None:
+    await installed(api, hello_repo.url)
+    pack = packs_dir / "hello"
+    outside = tmp_path / "outside.txt"
+    outside.write_text("server secret\n")
+    # A pack on the search path that was not installed from git may hold such links.
+    (pack / "actions" / "leak.txt").symlink_to(outside)
+    (pack / "leaked_dir").symlink_to(tmp_path)
+    (pack / "gitconfig.txt").symlink_to(pack / ".git" / "config")
+    (pack / "greet_link.yaml").symlink_to(pack / "actions" / "greet.yaml")
+
+    for path in (".git/config", ".git/HEAD", "./.git/config", "actions/../.git/config"):
+        resp = await api.get(f"/api/v1/packs/views/file/hello/{path}")
+        assert resp.status_code == 404, (path, resp.text)
+    assert (await api.get("/api/v1/packs/views/file/hello/gitconfig.txt")).status_code == 404
+    assert (await api.get("/api/v1/packs/views/file/hello/pack.yaml")).status_code == 200
+
+    resp = await api.get("/api/v1/packs/views/files/hello")
+    assert resp.status_code == 200, resp.text
+    files = {f["file_path"]: f["content"] for f in resp.json()}
+    assert "server secret\n" not in files.values()
+    assert not any(p.startswith((".git/", "leaked_dir")) for p in files), sorted(files)
+    assert {"actions/leak.txt", "gitconfig.txt"}.isdisjoint(files)
+    assert files["greet_link.yaml"] == files["actions/greet.yaml"]
+    assert INSTALL_RECORD in files and "pack.yaml" in files
