@@ -3,7 +3,11 @@
 Each sensor is a singleton held by its own lease, ``sensor:<pack>.<ClassName>``, so the
 processes with the ``sensors`` role share the sensors between them and a sensor whose holder
 dies is taken over by another process when its lease lapses. Every ``lease/3`` seconds this
-service renews the leases it holds and takes free ones, in one transaction.
+service renews the leases it holds and takes free ones, in one transaction. A watchdog, apart
+from that loop, kills every sensor once ``0.8 × lease`` has passed since the last successful
+renewal — before the lease can lapse and another process take the sensors over — whatever
+kept the renewal from happening (an unreachable or hung database); each round's database
+work is bounded by half the lease, so a hung connection cannot stall the service.
 
 A held sensor runs in its own subprocess (:class:`~squall.runners.sensor_host.SensorProcess`)
 with the pack's virtualenv interpreter, so a crash takes down nothing else. A sensor that
@@ -57,6 +61,13 @@ log = logging.getLogger(__name__)
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 60.0
 _STABLE_RUN = 60.0
+#: Fraction of the lease after the last successful renewal at which every sensor is killed:
+#: the margin covers the kill itself and clock drift between processes.
+_LEASE_SAFETY = 0.8
+#: Fraction of the lease a round's database work may take before it is abandoned.
+_DB_TIMEOUT = 0.5
+#: Seconds the final release of the leases may take on shutdown.
+_RELEASE_TIMEOUT = 5.0
 
 
 def lease_name(ref: str) -> str:
@@ -274,20 +285,68 @@ class SensorContainer:
     # --- the loop ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("sensors: a round failed; retrying")
-            await self.wakeups.wait("sensors", self.interval)
+        watchdog = asyncio.get_running_loop().create_task(self._watchdog(), name="sensors-watchdog")
+        try:
+            while True:
+                try:
+                    await self.tick()
+                except asyncio.CancelledError:
+                    raise
+                except TimeoutError:
+                    log.error(
+                        "sensors: the database did not answer within %.1fs; retrying",
+                        self._db_timeout,
+                    )
+                except Exception:
+                    log.exception("sensors: a round failed; retrying")
+                await self.wakeups.wait("sensors", self.interval)
+        finally:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
+
+    @property
+    def _db_timeout(self) -> float:
+        return self.lease.total_seconds() * _DB_TIMEOUT
 
     async def tick(self) -> None:
-        """One round: reload definitions, renew and take leases, start/stop, triggers."""
-        await self._load()
-        await self._hold_leases()
+        """One round: reload definitions, renew and take leases, start/stop, triggers.
+
+        Raises:
+            TimeoutError: the database work took longer than half the lease.
+        """
+        held = await asyncio.wait_for(self._renew(), timeout=self._db_timeout)
+        await self._apply(held)
         await self._sync_triggers()
+
+    async def _watchdog(self) -> None:
+        """Kill every sensor once the last successful renewal is ``0.8 × lease`` old.
+
+        Independent of the rounds, so it fires whatever keeps them from renewing: an error
+        before the renewal is attempted, a hung connection, a round that never returns.
+        """
+        loop = asyncio.get_running_loop()
+        safe = self.lease.total_seconds() * _LEASE_SAFETY
+        while True:
+            renewed = self._renewed_at
+            if renewed is None or not self.supervisors:
+                await asyncio.sleep(self.interval)
+                continue
+            left = renewed + safe - loop.time()
+            if left > 0:
+                await asyncio.sleep(left)
+                continue  # renewed meanwhile, or not: look again
+            # From now on another process may take the leases over and run these sensors.
+            log.error(
+                "sensors: leases not renewed for %.1fs (lease %.1fs); stopping every sensor",
+                loop.time() - renewed,
+                self.lease.total_seconds(),
+            )
+            try:
+                await self._stop_all(grace=None)
+            except Exception:
+                log.exception("sensors: stopping the sensors failed")
+                await asyncio.sleep(self.interval)
 
     async def _load(self) -> None:
         def _read(conn: Connection) -> tuple[int, int, list[dict[str, Any]], dict[str, str]]:
@@ -309,10 +368,17 @@ class SensorContainer:
             self._triggers = await self.db.read(lambda conn: _triggers_in_use(conn, types))
             self._rules_version = rules_version
 
-    async def _hold_leases(self) -> None:
+    async def _renew(self) -> dict[str, bool]:
+        """The round's database work: reload, then renew and take leases (which are held)."""
+        await self._load()
+        return await self._hold_leases()
+
+    async def _hold_leases(self) -> dict[str, bool]:
         loop = asyncio.get_running_loop()
         wanted = sorted(self._defs)
         gone = [ref for ref in self.supervisors if ref not in self._defs]
+        # Taken first, so the leases this grants last at least until ``attempt + lease``.
+        attempt = loop.time()
         now = utcnow()
         until = now + self.lease
 
@@ -324,20 +390,13 @@ class SensorContainer:
                 for ref in wanted
             }
 
-        attempt = loop.time()
-        try:
-            held = await self.db.write(_write)
-        except Exception:
-            expired = (
-                self._renewed_at is not None
-                and loop.time() - self._renewed_at >= self.lease.total_seconds()
-            )
-            if expired and self.supervisors:
-                # We cannot renew: from now on another process may run these sensors.
-                log.error("sensors: leases could not be renewed in time; stopping every sensor")
-                await self._stop_all(grace=None)
-            raise
+        held = await self.db.write(_write)
         self._renewed_at = attempt
+        return held
+
+    async def _apply(self, held: dict[str, bool]) -> None:
+        """Stop the sensors lost, removed or changed; start those newly held."""
+        gone = [ref for ref in self.supervisors if ref not in self._defs]
         lost = [ref for ref, ok in held.items() if not ok and ref in self.supervisors]
         for ref in lost:
             log.warning("sensor %s: lease lost to another process; stopping it", ref)
@@ -395,7 +454,7 @@ class SensorContainer:
                     for ref in refs:
                         leases.release(conn, lease_name(ref), owner=self.owner)
 
-                await self.db.write(_release)
+                await asyncio.wait_for(self.db.write(_release), timeout=_RELEASE_TIMEOUT)
 
 
 def _definitions(docs: list[dict[str, Any]], paths: Mapping[str, str]) -> dict[str, _SensorDef]:

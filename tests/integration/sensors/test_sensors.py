@@ -4,6 +4,7 @@ backoff, invalid payloads and modules that do not import."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 
 from squall.engine.runtime import Runtime
 from squall.engine.sensors import lease_name
-from squall.errors import DomainError
+from squall.errors import DomainError, StoreError
 from squall.store import events, schema
 from squall.store import executions as exrepo
 from squall.store.util import utcnow
@@ -235,3 +236,54 @@ async def test_a_lost_lease_stops_the_sensor_at_once(runtimes: Runtimes) -> None
     assert COUNTER not in rt.sensors.supervisors
     assert PASSIVE in rt.sensors.supervisors
     assert f"sensor:{COUNTER}" not in rt.status_info()["leases"]
+
+
+@pytest.mark.parametrize("fault", ["fails", "hangs"])
+async def test_a_process_cut_off_from_the_database_stops_its_sensors_before_its_leases_lapse(
+    runtimes: Runtimes, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    lease = 2.0
+    rt = await runtimes.open(GOOD, roles=("sensors",), lease_seconds=lease)
+    container = rt.sensors
+    assert container is not None
+    await eventually(
+        lambda: {COUNTER, PASSIVE} <= _running(rt), timeout=15, message="sensors running"
+    )
+    supervisors = list(container.supervisors.values())
+    processes = [sup.process for sup in supervisors]
+
+    # The database becomes unreachable (every call fails) or hangs (no call returns): from
+    # now on nothing renews the leases, and another process may take them once they lapse.
+    async def unreachable(*_args: object, **_kwargs: object) -> object:
+        if fault == "hangs":
+            await asyncio.Event().wait()
+        raise StoreError("cannot connect to the database")
+
+    monkeypatch.setattr(rt.db, "read", unreachable)
+    monkeypatch.setattr(rt.db, "write", unreachable)
+    loop = asyncio.get_running_loop()
+    # (A sensor may also crash on its failing datastore calls and be restarted meanwhile.)
+    await eventually(
+        lambda: (
+            not container.supervisors
+            and all(sup.task is not None and sup.task.done() for sup in supervisors)
+            and all(p is not None and p.exit_code is not None for p in processes)
+        ),
+        timeout=lease * 2,
+        message="the sensors killed",
+    )
+    stopped = loop.time()
+    renewed = container._renewed_at
+    assert renewed is not None
+    assert stopped < renewed + lease, f"killed {stopped - renewed:.2f}s after the last renewal"
+
+    # Once the database answers again, the process takes its sensors back.
+    monkeypatch.undo()
+    await eventually(
+        lambda: {COUNTER, PASSIVE} <= _running(rt), timeout=10, message="sensors running again"
+    )
+
+
+def _running(rt: Runtime) -> set[str]:
+    assert rt.sensors is not None
+    return {ref for ref, sup in rt.sensors.supervisors.items() if sup.process is not None}
