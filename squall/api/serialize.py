@@ -43,7 +43,7 @@ def execution_doc(
 ) -> dict[str, Any]:
     """An execution in StackStorm's ``ActionExecutionAPI`` shape (falsy fields omitted)."""
     secret_names = bundle.secret_names if bundle else frozenset()
-    params = mask_parameters(ex.parameters, secret_names)
+    params = mask_parameters(ex.parameters, secret_names, action_ref=ex.action_ref)
     doc: dict[str, Any] = {
         "id": ex.id,
         "action": bundle.doc if bundle else {"ref": ex.action_ref},

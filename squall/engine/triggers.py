@@ -222,7 +222,7 @@ class TriggerService:
         now = ex.ended_at or utcnow()
         bundle = self.executions._bundles.get(ex.action_snapshot)
         secret_names = bundle.secret_names if bundle else frozenset()
-        params = mask_parameters(ex.parameters, secret_names)
+        params = mask_parameters(ex.parameters, secret_names, action_ref=ex.action_ref)
         if self.is_subscribed(conn, ACTION_TRIGGER):
             payload = {
                 "execution_id": ex.id,

@@ -33,6 +33,7 @@ from squall.errors import NotFoundError, SquallError, ValidationError
 from squall.model.ids import new_id
 from squall.model.status import ExecutionStatus
 from squall.packs import load_yaml_file
+from squall.packs.sources import redact_spec
 from squall.store import content
 from squall.store import executions as exrepo
 from squall.store.util import utcnow
@@ -238,7 +239,8 @@ async def _record(
         action_ref=action.ref,
         action_snapshot=action.snapshot,
         runner_type=bundle.runner.name,
-        parameters={"packs": body.packs, "force": body.force},
+        # As shown and stored: a URL's user info (a password, a token) is masked.
+        parameters={"packs": [redact_spec(s) for s in body.packs], "force": body.force},
         context={"user": user, "pack": "packs"},
         user=user,
         now=started,

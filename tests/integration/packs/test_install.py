@@ -299,6 +299,33 @@ async def test_a_token_in_the_user_name_is_kept_nowhere(
             assert b"ghp_T0KEN" not in path.read_bytes(), path
     config = (packs_dir / "hello" / ".git" / "config").read_text()
     assert f"url = http://{http_git}/\n" in config
+    doc = (await api.get(f"/api/v1/executions/{last['result']['execution_id']}")).json()
+    assert doc["parameters"]["packs"] == [f"http://***@{http_git}/=v1.0.0"]
+    assert "ghp_T0KEN" not in json.dumps(doc)
+
+
+async def test_packs_install_executions_show_no_user_info(
+    runtime: Runtime, api: httpx.AsyncClient
+) -> None:
+    spec = "https://ghp_T0KEN@127.0.0.1:1/acme/hello.git=v1.0.0"
+    resp = await api.post(
+        "/api/v1/executions", json={"action": "packs.install", "parameters": {"packs": [spec]}}
+    )
+    assert resp.status_code == 201, resp.text
+    parent = resp.json()["id"]
+    assert "ghp_T0KEN" not in resp.text
+
+    async def child() -> list[dict[str, Any]] | None:
+        found = (await api.get("/api/v1/executions", params={"parent": parent})).json()
+        return found or None
+
+    [task] = await eventually(child, timeout=20, message="the squall_install step")
+    assert task["action"]["ref"] == "packs.squall_install"
+    for doc in (task, (await api.get(f"/api/v1/executions/{parent}")).json()):
+        assert doc["parameters"]["packs"] == ["https://***@127.0.0.1:1/acme/hello.git=v1.0.0"]
+    listing = await api.get("/api/v1/executions", params={"action": "packs.install"})
+    assert listing.status_code == 200 and parent in listing.text
+    assert "ghp_T0KEN" not in listing.text
 
 
 async def test_unknown_version_lists_the_available_ones(
