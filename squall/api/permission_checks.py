@@ -178,6 +178,11 @@ def _check_kv_templates(principal: Principal, doc: Any, what: str) -> None:
         )
 
 
+#: The built-in pack whose actions (``packs.install``, ``packs.squall_install``) install
+#: packs: admin-only, also through a rule.
+_ADMIN_ONLY_RULE_PACK = "packs"
+
+
 async def check_rule_document(
     request: Request,
     principal: Principal,
@@ -185,11 +190,20 @@ async def check_rule_document(
     permission: str,
 ) -> None:
     """A rule runs its action as the system user, so writing one needs the rule permission
-    *and* ``action_execute`` on its action (and ``webhook_create`` for a webhook trigger)."""
+    *and* ``action_execute`` on its action (and ``webhook_create`` for a webhook trigger).
+    A rule running an action of the built-in ``packs`` pack (``packs.install`` installs any
+    git URL as the system user) needs an administrator, as installing does."""
     require(principal, permission, rule_target(doc).uid)
     action_doc = doc.get("action")
     action_ref = action_doc.get("ref") if isinstance(action_doc, dict) else None
     if isinstance(action_ref, str):
+        if action_ref.partition(".")[0] == _ADMIN_ONLY_RULE_PACK and not principal.is_admin:
+            raise PermissionDenied(
+                f"user '{principal.user}' may not write a rule running {action_ref!r}: rules "
+                f"run as the system user, and the actions of the "
+                f"'{_ADMIN_ONLY_RULE_PACK}' pack install packs, which only administrators may",
+                hint="ask an administrator to create the rule",
+            )
         require(principal, "action_execute", uid_for_ref("action", action_ref))
     trigger = doc.get("trigger")
     if isinstance(trigger, dict) and trigger.get("type") == "core.st2.webhook":

