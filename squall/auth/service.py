@@ -283,6 +283,18 @@ class AuthService:
 
         return token, await self.db.write(_create)
 
+    async def token_metadata(self, token: str) -> dict[str, Any]:
+        """The metadata a valid token was issued with (``{"execution_id": …}`` for an
+        execution's token); empty for an unknown, revoked or expired token."""
+
+        def _read(conn: Connection) -> dict[str, Any]:
+            record = identity.find_token(conn, hash_secret(token))
+            if record is None or record.revoked or record.expiry <= utcnow():
+                return {}
+            return dict(record.doc or {})
+
+        return await self.db.read(_read)
+
     async def revoke_token(self, token: str) -> bool:
         self._cache.pop(hash_secret(token), None)
 

@@ -15,17 +15,17 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
-from squall.api.deps import Admin, Auth, get_runtime
+from squall.api.deps import Admin, Auth, credentials, get_runtime
 from squall.api.serialize import json_response
 from squall.engine.pack_install import InstallOutcome
 from squall.engine.runtime import Runtime
@@ -41,6 +41,8 @@ from squall.store.util import utcnow
 __all__ = ["router"]
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 router = APIRouter(prefix="/api/v1/packs", tags=["packs"])
 
@@ -164,7 +166,7 @@ async def install_packs(body: InstallRequest, request: Request, principal: Admin
     timeout = float(body.timeout) if body.timeout else None
     # The packs.install action (packs.squall_install) calls this route and is itself the
     # record of the installation; any other caller gets one (see _record).
-    record = not request.headers.get(_EXECUTION_HEADER)
+    record = not await _called_by_its_execution(request, rt)
     started = utcnow()
 
     async def install(progress: Callable[[str], None] | None) -> tuple[int, dict[str, Any]]:
@@ -183,13 +185,13 @@ async def install_packs(body: InstallRequest, request: Request, principal: Admin
         return (200 if outcome.ok else 400), payload
 
     if _NDJSON not in request.headers.get("accept", ""):
-        status, payload = await install(None)
+        # Shielded up to the record: a client that goes away leaves a recorded installation.
+        status, payload = await asyncio.shield(_background(install(None)))
         return json_response(payload, status)
 
     queue: asyncio.Queue[str] = asyncio.Queue()
     # Runs to the end even when the client goes away (then nobody reads its result).
-    task = asyncio.ensure_future(install(queue.put_nowait))
-    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    task = _background(install(queue.put_nowait))
 
     async def lines() -> AsyncIterator[bytes]:
         while not task.done() or not queue.empty():
@@ -213,6 +215,38 @@ async def install_packs(body: InstallRequest, request: Request, principal: Admin
         yield _line({"status": status, "result": payload})
 
     return StreamingResponse(lines(), media_type=_NDJSON)
+
+
+#: Installations whose client may have gone: kept referenced until they finish.
+_RUNNING: set[asyncio.Task[Any]] = set()
+
+
+def _background(coro: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
+    task = asyncio.ensure_future(coro)
+    _RUNNING.add(task)
+    task.add_done_callback(_RUNNING.discard)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    return task
+
+
+async def _called_by_its_execution(request: Request, rt: Runtime) -> bool:
+    """Whether the caller is the running ``packs.squall_install`` execution it names in
+    ``X-Squall-Execution-Id``: its own token (issued for that execution) must say so. Anyone
+    else's header is ignored, so no caller can keep an installation out of the history."""
+    claimed = request.headers.get(_EXECUTION_HEADER)
+    token, _key = credentials(request)
+    if not claimed or not token:
+        return False
+    metadata = await rt.auth.token_metadata(token)
+    if metadata.get("execution_id") != claimed:
+        log.warning("ignoring %s %r: not the caller's execution", _EXECUTION_HEADER, claimed)
+        return False
+    ex = await rt.db.read(lambda conn: exrepo.get(conn, claimed, with_result=False))
+    return (
+        ex is not None
+        and ex.action_ref == "packs.squall_install"
+        and ex.status == ExecutionStatus.RUNNING
+    )
 
 
 async def _record(

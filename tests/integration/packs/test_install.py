@@ -3,9 +3,13 @@ backends. Every failure must leave the previously installed version in place and
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
 import functools
 import http.server
 import json
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +20,10 @@ import pytest
 
 from squall.engine.pack_install import INSTALL_RECORD
 from squall.engine.runtime import Runtime
+from squall.model.ids import new_id
+from squall.model.status import ExecutionStatus
+from squall.store import executions as exrepo
+from squall.store.util import utcnow
 from squall.testing import eventually
 from tests.gitpacks import PackRepo, pack_yaml, shell_action
 from tests.integration.auth.conftest import USER_PASSWORD
@@ -174,13 +182,84 @@ async def test_each_install_is_recorded_as_a_packs_install_execution(
     assert doc["context"]["user"] == "admin"
     assert [e["status"] for e in doc["log"]] == ["running", "succeeded"]
 
-    # The packs.install action calls the API itself and is already the record.
-    own = await api.post(
-        "/api/v1/packs/install",
-        json={"packs": [hello_repo.url]},
-        headers={"X-Squall-Execution-Id": "0" * 24},
+
+async def running_squall_install(runtime: Runtime) -> str:
+    """A running ``packs.squall_install`` execution (as the packs.install workflow starts
+    one); returns its id."""
+    action, bundle = await runtime.executions.action("packs.squall_install")
+    row = exrepo.new_row(
+        id=new_id(),
+        action_ref=action.ref,
+        action_snapshot=action.snapshot,
+        runner_type=bundle.runner.name,
+        parameters={"packs": ["x"]},
+        context={"user": "admin"},
+        user="admin",
+        now=utcnow(),
+        status=ExecutionStatus.RUNNING,
     )
-    assert own.status_code == 200 and "execution_id" not in own.json()
+    await runtime.db.write(lambda conn: exrepo.insert(conn, [row]))
+    return str(row["id"])
+
+
+async def test_only_the_installing_execution_itself_skips_the_record(
+    runtime: Runtime, api: httpx.AsyncClient, hello_repo: PackRepo
+) -> None:
+    execution_id = await running_squall_install(runtime)
+
+    async def install_as(token: str, claimed: str) -> dict[str, Any]:
+        resp = await api.post(
+            "/api/v1/packs/install",
+            json={"packs": [hello_repo.url]},
+            headers={"X-Squall-Execution-Id": claimed, "X-Auth-Token": token},
+        )
+        assert resp.status_code == 200, resp.text
+        body: dict[str, Any] = resp.json()
+        return body
+
+    # An admin's own token naming some execution: recorded all the same.
+    admin_token = str(api.headers["X-Auth-Token"])
+    assert "execution_id" in await install_as(admin_token, execution_id)
+    # A token of another execution.
+    other, _ = await runtime.auth.issue_token("admin", metadata={"execution_id": "f" * 24})
+    assert "execution_id" in await install_as(other, execution_id)
+    # The execution's own token: it is the record.
+    own, _ = await runtime.auth.issue_token("admin", metadata={"execution_id": execution_id})
+    assert "execution_id" not in await install_as(own, execution_id)
+    # ... but only while it runs.
+    await runtime.db.write(
+        lambda conn: exrepo.finish(
+            conn, execution_id, status=ExecutionStatus.SUCCEEDED, result={}, now=utcnow()
+        )
+    )
+    assert "execution_id" in await install_as(own, execution_id)
+
+
+async def test_a_client_that_goes_away_leaves_a_recorded_install(
+    runtime: Runtime, api: httpx.AsyncClient, hello_repo: PackRepo, packs_dir: Path
+) -> None:
+    async def records() -> list[dict[str, Any]]:
+        resp = await api.get("/api/v1/executions", params={"action": "packs.install"})
+        found: list[dict[str, Any]] = resp.json()
+        return found
+
+    packs_dir.mkdir(parents=True, exist_ok=True)
+    # Another "process" holds the install lock, so the request waits inside the install.
+    fd = os.open(packs_dir / ".squall-install.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        request = asyncio.ensure_future(install(api, hello_repo.url))
+        installing = runtime.packs.installer._tasks
+        await eventually(lambda: bool(installing), timeout=10, message="the install to start")
+        request.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await request
+    finally:
+        os.close(fd)
+    done = await eventually(records, timeout=20, message="the install to be recorded")
+    assert [d["status"] for d in done] == ["succeeded"]
+    assert done[0]["parameters"]["packs"] == [hello_repo.url]
+    assert (packs_dir / "hello" / INSTALL_RECORD).is_file()
 
 
 async def test_progress_streams_as_json_lines(api: httpx.AsyncClient, hello_repo: PackRepo) -> None:
