@@ -22,7 +22,14 @@ from squall.compat import COMPAT_PATH
 from squall.errors import RunnerError
 from squall.runners.process import base_environment
 
-__all__ = ["ChannelClosed", "ControlChannel", "answer_rpc", "spawn", "worker_environment"]
+__all__ = [
+    "ChannelClosed",
+    "ControlChannel",
+    "WorkerProcess",
+    "answer_rpc",
+    "spawn",
+    "worker_environment",
+]
 
 _HEADER = struct.Struct(">I")
 
@@ -86,9 +93,46 @@ class ControlChannel:
         self._writer.close()
 
 
+class _WorkerProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """Also tells when the process itself has exited (see :meth:`WorkerProcess.exited`)."""
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self.exited: asyncio.Future[None] = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
+class WorkerProcess(asyncio.subprocess.Process):
+    """A subprocess started by :func:`spawn`."""
+
+    def __init__(
+        self,
+        transport: asyncio.SubprocessTransport,
+        protocol: _WorkerProtocol,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        super().__init__(transport, protocol, loop)
+        self._exited = protocol.exited
+
+    async def exited(self) -> int:
+        """Wait for the process itself to exit; its exit status.
+
+        Unlike :meth:`wait`, this does not wait for stdout and stderr to close too, which a
+        child it left running (``tail -f`` in the background) may keep open indefinitely.
+        """
+        await asyncio.shield(self._exited)
+        code = self.returncode
+        assert code is not None
+        return code
+
+
 async def spawn(
     interpreter: str, script: Path, *, cwd: str | None = None
-) -> tuple[asyncio.subprocess.Process, ControlChannel]:
+) -> tuple[WorkerProcess, ControlChannel]:
     """Start ``interpreter script --control-fd N`` in its own process group.
 
     Its stdout and stderr are pipes (the caller reads them), stdin is ``/dev/null``.
@@ -96,9 +140,12 @@ async def spawn(
     Raises:
         RunnerError: the interpreter cannot be executed.
     """
+    loop = asyncio.get_running_loop()
     parent, child = socket.socketpair()
     try:
-        proc = await asyncio.create_subprocess_exec(
+        # asyncio.create_subprocess_exec, with a protocol that reports the exit itself.
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _WorkerProtocol(limit=2**16, loop=loop),  # asyncio's default limit
             interpreter,
             str(script),
             "--control-fd",
@@ -111,6 +158,7 @@ async def spawn(
             cwd=cwd or tempfile.gettempdir(),
             start_new_session=True,
         )
+        proc = WorkerProcess(transport, protocol, loop)
     except OSError as exc:
         parent.close()
         raise RunnerError(

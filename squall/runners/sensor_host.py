@@ -4,8 +4,8 @@ A :class:`SensorProcess` is one long-lived subprocess in its own process group, 
 the pack's virtualenv interpreter. It answers the sensor's ``dispatch`` and datastore calls
 from a :class:`SensorBackend`, forwards trigger changes, logs every line the sensor writes to
 stdout or stderr under the sensor's name, and stops it (``stop``, a grace period, then a kill
-of the whole group). Restarting and leases are the engine's business
-(:mod:`squall.engine.sensors`).
+of the whole group). When the sensor exits on its own, the rest of its group is killed too.
+Restarting and leases are the engine's business (:mod:`squall.engine.sensors`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,13 @@ from typing import Any, Protocol
 from squall.errors import RunnerError
 from squall.runners.base import DatastoreClient
 from squall.runners.process import kill_process_group
-from squall.runners.python_control import ChannelClosed, ControlChannel, answer_rpc, spawn
+from squall.runners.python_control import (
+    ChannelClosed,
+    ControlChannel,
+    WorkerProcess,
+    answer_rpc,
+    spawn,
+)
 
 __all__ = ["SENSOR_WORKER_PATH", "SensorBackend", "SensorProcess", "SensorSpec"]
 
@@ -72,7 +78,7 @@ class SensorProcess:
     def __init__(
         self,
         spec: SensorSpec,
-        proc: asyncio.subprocess.Process,
+        proc: WorkerProcess,
         channel: ControlChannel,
         backend: SensorBackend,
     ) -> None:
@@ -138,8 +144,14 @@ class SensorProcess:
         return self._proc.returncode
 
     async def wait(self) -> int:
-        """Wait for the process to end (answering its calls meanwhile); its exit status."""
-        code = await asyncio.shield(self._proc.wait())
+        """Wait for the process to end (answering its calls meanwhile); its exit status.
+
+        The processes the sensor started in its group are killed once it has ended.
+        """
+        # Not Process.wait(): that also waits for the pipes, which a child may hold open.
+        code = await self._proc.exited()
+        # What the sensor started (a `tail -f`, …) would outlive it, one more each restart.
+        kill_process_group(self.pid)
         await self._drain()
         return code
 
@@ -155,7 +167,7 @@ class SensorProcess:
                 await self._channel.send({"type": "stop"})
             try:
                 async with asyncio.timeout(grace):
-                    await asyncio.shield(self._proc.wait())
+                    await self._proc.exited()
             except TimeoutError:
                 log.warning(
                     "sensor %s: did not stop within %.0fs; killing it", self.spec.ref, grace
@@ -167,7 +179,7 @@ class SensorProcess:
         # The sensor leads its group; killpg (not Process.kill) leaves the exit status to
         # asyncio's child watcher.
         kill_process_group(self.pid)
-        await asyncio.shield(self._proc.wait())
+        await self._proc.exited()
         await self._drain()
 
     async def _drain(self) -> None:

@@ -5,11 +5,13 @@ backoff, invalid payloads and modules that do not import."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import signal
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -287,3 +289,34 @@ async def test_a_process_cut_off_from_the_database_stops_its_sensors_before_its_
 def _running(rt: Runtime) -> set[str]:
     assert rt.sensors is not None
     return {ref for ref, sup in rt.sensors.supervisors.items() if sup.process is not None}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+
+
+async def test_what_a_crashed_sensor_started_ends_with_it(runtimes: Runtimes) -> None:
+    rt = await runtimes.open(FAULTY)
+
+    async def children() -> list[int]:
+        return json.loads(await _kv(rt, "faultypack.SpawningSensor:children") or "[]")
+
+    try:
+        await eventually(
+            lambda: _at_least(lambda: _count(children), 2), timeout=15, message="a restart"
+        )
+        first = (await children())[0]
+        # The child of the first run went with its sensor, not left behind for each restart.
+        await eventually(lambda: not _alive(first), timeout=5, message="the first child gone")
+    finally:
+        for pid in await children():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+async def _count(items: object) -> int:
+    return len(await items())  # type: ignore[operator]
