@@ -28,7 +28,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -137,6 +137,9 @@ class _Staged:
     record: dict[str, Any]
     requirements: bool
     version: str
+    #: Other copies of the same ref in the install directory (installed earlier under another
+    #: directory name) that ``force`` moves away, so they cannot hide the new one.
+    displaced: list[Path] = field(default_factory=list)
 
 
 @dataclass
@@ -146,6 +149,12 @@ class _Swap:
     target: str
     previous: str | None
     install_id: str
+    #: (where it was, where it was moved in the staging directory) of each displaced copy.
+    displaced: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # From a journal: JSON turned the pairs into lists.
+        self.displaced = [(str(a), str(b)) for a, b in self.displaced]
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -339,6 +348,9 @@ class PackInstaller:
         register_only: list[str] = []
         search = find_packs(self.service.search_paths())
         on_path = {read_pack_ref(p): p for p in search.packs}
+        copies: dict[str, list[Path]] = {}
+        for path in [*search.packs, *(s.path for s in search.shadowed)]:
+            copies.setdefault(read_pack_ref(path), []).append(path)
         builtin = {read_pack_ref(p) for p in find_packs([self.service.search_paths()[0]]).packs}
         for index, spec in enumerate(specs):
             if spec.kind == "name":
@@ -350,7 +362,7 @@ class PackInstaller:
             if item is None:  # a directory already in place: just register it
                 register_only.append(read_pack_ref(Path(spec.location)))
                 continue
-            self._check_target(item, on_path, builtin, force=force)
+            self._check_target(item, copies, builtin, force=force)
             if any(s.ref == item.ref for s in staged) or item.ref in register_only:
                 raise ValidationError(f"packs: pack {item.ref!r} is named twice in this request")
             staged.append(item)
@@ -487,7 +499,7 @@ class PackInstaller:
         return pack
 
     def _check_target(
-        self, item: _Staged, on_path: dict[str, Path], builtin: set[str], *, force: bool
+        self, item: _Staged, copies: dict[str, list[Path]], builtin: set[str], *, force: bool
     ) -> None:
         ref, target = item.ref, item.target
         if ref in builtin:
@@ -495,17 +507,34 @@ class PackInstaller:
                 f"cannot install {item.spec.display!r}: pack {ref!r} ships with Squall and "
                 "cannot be replaced"
             )
-        elsewhere = on_path.get(ref)
-        if (
-            elsewhere is not None
-            and elsewhere.parent.resolve() != self.install_dir.resolve()
-            and not force
-        ):
-            raise ConflictError(
-                f"cannot install {item.spec.display!r}: pack {ref!r} is already on the pack "
-                f"search path at {elsewhere}, which the installed copy would hide",
-                hint="remove it from there, or install with force",
-            )
+        install_dir = self.install_dir.resolve()
+        for other in copies.get(ref, []):
+            if other.resolve() == target.resolve():
+                continue
+            here = other.parent.resolve() == install_dir
+            if not force:
+                # In the install directory the first name wins (the new copy may be the one
+                # hidden); further down the search path the new copy hides the old.
+                raise ConflictError(
+                    f"cannot install {item.spec.display!r}: pack {ref!r} is already on the "
+                    f"pack search path at {other}, "
+                    + (
+                        "which would be registered instead of the installed copy or hide it"
+                        if here
+                        else "which the installed copy would hide"
+                    ),
+                    hint="remove it from there, or install with force",
+                )
+            if not here:
+                continue  # force: the installed copy comes first and hides it, as asked
+            if read_install_record(other) is None:
+                raise ConflictError(
+                    f"cannot install {item.spec.display!r}: pack {ref!r} is also at {other}, "
+                    "which `pack install` did not create (it has no install record), so "
+                    "force does not remove it",
+                    hint=f"remove or move {other} yourself, then install again",
+                )
+            item.displaced.append(other)
         if target.exists() and read_install_record(target) is None and not force:
             raise ConflictError(
                 f"pack {ref!r} is already installed at {target} and was not installed by "
@@ -527,6 +556,10 @@ class PackInstaller:
                 target=str(s.target),
                 previous=str(staging / f"previous-{s.ref}") if s.target.exists() else None,
                 install_id=s.record["install_id"],
+                displaced=[
+                    (str(d), str(staging / f"previous-{s.ref}-displaced-{i}"))
+                    for i, d in enumerate(s.displaced)
+                ],
             )
             for s in staged
         ]
@@ -535,9 +568,12 @@ class PackInstaller:
         refs = [s.ref for s in staged] + register_only
         try:
             for swap in swaps:
+                for where, aside in swap.displaced:
+                    os.rename(where, aside)
                 if swap.previous is not None:
                     os.rename(swap.target, swap.previous)
                 os.rename(swap.staged, swap.target)
+            _fsync_dirs(base for swap in swaps for base in _swap_dirs(swap, staging))
             for s in staged:
                 venv = " (and its virtualenv from requirements.txt)" if s.requirements else ""
                 progress(f"registering {s.ref}{venv} …")
@@ -588,6 +624,10 @@ class PackInstaller:
             previous = Path(swap.previous) if swap.previous else None
             if previous is not None and previous.exists() and not target.exists():
                 os.rename(previous, target)
+            for where, aside in reversed(swap.displaced):
+                if Path(aside).exists() and not Path(where).exists():
+                    os.rename(aside, where)
+        _fsync_dirs(base for swap in swaps for base in _swap_dirs(swap, staging))
 
     async def _reregister(self, refs: list[str]) -> None:
         """Registration as it was: the restored copies, or no pack where there was none."""
@@ -627,6 +667,16 @@ class PackInstaller:
                 restored.extend(s.ref for s in swaps)
             shutil.rmtree(entry, ignore_errors=True)
         return restored
+
+
+def _swap_dirs(swap: _Swap, staging: Path) -> list[Path]:
+    """The directories whose entries a swap renames."""
+    return [staging, Path(swap.target).parent, *(Path(w).parent for w, _ in swap.displaced)]
+
+
+def _fsync_dirs(dirs: Iterable[Path]) -> None:
+    for path in dict.fromkeys(dirs):
+        _fsync_dir(path)
 
 
 def _journal_state(staging: Path) -> str | None:

@@ -10,6 +10,7 @@ import functools
 import http.server
 import json
 import os
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -542,6 +543,43 @@ async def test_a_hand_made_directory_is_replaced_only_with_force(
 
     await installed(api, hello_repo.url, force=True)
     assert await run(api, "hello.greet") == "v2"
+
+
+async def test_another_copy_in_the_install_dir_is_a_conflict(
+    api: httpx.AsyncClient, hello_repo: PackRepo, packs_dir: Path, v1_installed: str
+) -> None:
+    # An earlier install under another directory name sorts first: it would win.
+    shutil.copytree(packs_dir / "hello", packs_dir / "aaa_hello", symlinks=True)
+    message = fault(await install(api, hello_repo.url), 409)
+    assert f"pack 'hello' is already on the pack search path at {packs_dir / 'aaa_hello'}" in (
+        message
+    )
+    assert "force" in message
+
+    # force moves the other pack-installed copy away, so the new one is what runs.
+    body = await installed(api, hello_repo.url, force=True)
+    assert body["packs"][0]["version"] == "2.0.0"
+    assert not (packs_dir / "aaa_hello").exists()
+    assert (await pack_doc(api, "hello"))["path"] == str(packs_dir / "hello")
+    assert await run(api, "hello.greet") == "v2"
+    assert leftovers(packs_dir) == []
+
+
+async def test_force_does_not_remove_a_hand_made_copy_elsewhere(
+    api: httpx.AsyncClient, hello_repo: PackRepo, packs_dir: Path, v1_installed: str
+) -> None:
+    manual = packs_dir / "aaa_manual"
+    (manual / "actions").mkdir(parents=True)
+    (manual / "pack.yaml").write_text(pack_yaml("hello", "0.0.1"))
+    (manual / "actions" / "greet.yaml").write_text(shell_action("greet", "manual"))
+    for extra in ({}, {"force": True}):
+        message = fault(await install(api, hello_repo.url, **extra), 409)
+        assert str(manual) in message
+    assert "force does not remove it" in message
+    assert (manual / "pack.yaml").read_text() == pack_yaml("hello", "0.0.1")
+    assert json.loads((packs_dir / "hello" / INSTALL_RECORD).read_text())["commit"] == (
+        v1_installed
+    )
 
 
 async def test_builtin_packs_cannot_be_replaced(api: httpx.AsyncClient, tmp_path: Path) -> None:
