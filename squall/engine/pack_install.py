@@ -302,7 +302,8 @@ class PackInstaller:
                 )
                 return await self._swap_and_register(staged, register_only, staging, progress)
             finally:
-                if _journal_state(staging) == "swapping":
+                state = _journal_state(staging)
+                if state == "swapping" or (state != "done" and _has_backups(staging)):
                     log.error(
                         "pack installation could not be undone completely; the previous "
                         "copies are kept in %s and restored by the next installation or start",
@@ -648,25 +649,73 @@ class PackInstaller:
                     )
 
     def _recover(self) -> list[str]:
-        """Undo interrupted swaps found in leftover staging directories (lock held)."""
+        """Undo interrupted swaps found in leftover staging directories (lock held).
+
+        A staging directory holding previous copies (``previous-*``) is deleted only once a
+        journal says the installation is done or its swaps were undone; otherwise it is left
+        in place with an error naming it: those copies may be the only ones left. Nothing
+        here stops the server from starting.
+        """
         restored: list[str] = []
         for entry in sorted(self.install_dir.glob(f"{_STAGING_PREFIX}*")):
             if not entry.is_dir():
                 continue
             try:
-                journal = json.loads((entry / _JOURNAL).read_text())
-            except (OSError, ValueError):
-                journal = {}
-            if journal.get("state") == "swapping":
-                swaps = [_Swap(**s) for s in journal.get("swaps", [])]
+                state, swaps = _read_journal(entry)
+            except (OSError, ValueError, TypeError, AttributeError) as exc:
+                log.error(
+                    "cannot read the journal of the interrupted pack installation in %s (%s); "
+                    "left in place: move any previous-* copies back by hand",
+                    entry,
+                    exc,
+                )
+                continue
+            if state == "swapping":
                 try:
                     self._restore(swaps, entry)
                 except OSError:
                     log.exception("cannot undo the interrupted installation in %s", entry)
                     continue
                 restored.extend(s.ref for s in swaps)
+            elif state != "done" and _has_backups(entry):
+                log.error(
+                    "%s holds previous copies of packs but no journal says that installation "
+                    "finished; left in place: move the previous-* copies back by hand",
+                    entry,
+                )
+                continue
+            if state == "swapping" and _has_backups(entry):
+                log.error(
+                    "the previous copies in %s could not all be put back; left in place", entry
+                )
+                continue
             shutil.rmtree(entry, ignore_errors=True)
         return restored
+
+
+def _read_journal(staging: Path) -> tuple[str | None, list[_Swap]]:
+    """(state, swaps) of a staging directory's journal; ``(None, [])`` without one.
+
+    Raises:
+        OSError, ValueError, TypeError, AttributeError: The journal is unreadable or not
+            what an installation writes.
+    """
+    try:
+        text = (staging / _JOURNAL).read_text()
+    except FileNotFoundError:
+        return None, []
+    journal = json.loads(text)
+    if not isinstance(journal, dict):
+        raise ValueError("the journal is not a JSON object")
+    state = journal.get("state")
+    if state not in ("swapping", "done"):
+        raise ValueError(f"unknown journal state {state!r}")
+    swaps = [_Swap(**item) for item in journal.get("swaps", [])] if state == "swapping" else []
+    return state, swaps
+
+
+def _has_backups(staging: Path) -> bool:
+    return any(staging.glob("previous-*"))
 
 
 def _swap_dirs(swap: _Swap, staging: Path) -> list[Path]:
