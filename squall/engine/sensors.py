@@ -1,13 +1,13 @@
 """The sensors service: every enabled pack sensor runs exactly once across the cluster.
 
-Each sensor is a singleton held by its own lease, ``sensor:<pack>.<ClassName>``, so the
-processes with the ``sensors`` role share the sensors between them and a sensor whose holder
-dies is taken over by another process when its lease lapses. Every ``lease/3`` seconds this
-service renews the leases it holds and takes free ones, in one transaction. A watchdog, apart
-from that loop, kills every sensor once ``0.8 × lease`` has passed since the last successful
-renewal — before the lease can lapse and another process take the sensors over — whatever
-kept the renewal from happening (an unreachable or hung database); each round's database
-work is bounded by half the lease, so a hung connection cannot stall the service.
+Each sensor is a singleton held by its own lease, ``sensor:<ref>``, so the processes with
+the ``sensors`` role share the sensors between them and a sensor whose holder dies is taken
+over by another process when its lease lapses. Every ``lease/3`` seconds this service renews
+the leases it holds and takes free ones, in one transaction. A watchdog, apart from that
+loop, kills every sensor once ``0.8 × lease`` has passed since the last successful renewal —
+before the lease can lapse and another process take the sensors over — whatever kept the
+renewal from happening (an unreachable or hung database); each round's database work is
+bounded by half the lease, so a hung connection cannot stall the service.
 
 A held sensor runs in its own subprocess (:class:`~squall.runners.sensor_host.SensorProcess`)
 with the pack's virtualenv interpreter, so a crash takes down nothing else. A sensor that
@@ -99,10 +99,13 @@ class SensorDispatcher(ActionDatastore):
         principal: Principal,
         *,
         ref: str,
+        pack: str,
+        class_name: str,
         triggers: TriggerService,
     ) -> None:
-        # StackStorm keeps a sensor's local keys under "<pack>.<ClassName>:".
-        super().__init__(datastore, principal, ref)
+        # StackStorm keeps a sensor's local keys under "<pack>.<ClassName>:", whatever its
+        # name (and so its ref) is.
+        super().__init__(datastore, principal, f"{pack}.{class_name}")
         self.ref = ref
         self._triggers = triggers
 
@@ -157,7 +160,7 @@ class _Supervisor:
                 self.process = await SensorProcess.start(
                     spec,
                     interpreter=self.container.interpreter(self.sensor.pack),
-                    backend=self.container.dispatcher(ref),
+                    backend=self.container.dispatcher(self.sensor),
                 )
                 log.info("sensor %s: started (pid %d)", ref, self.process.pid)
                 await self._sync_triggers()  # changes made while it was starting
@@ -258,8 +261,15 @@ class SensorContainer:
         venv = virtualenv_python(self.home, pack)
         return str(venv) if venv else sys.executable
 
-    def dispatcher(self, ref: str) -> SensorDispatcher:
-        return SensorDispatcher(self.datastore, self.principal, ref=ref, triggers=self.triggers)
+    def dispatcher(self, sensor: _SensorDef) -> SensorDispatcher:
+        return SensorDispatcher(
+            self.datastore,
+            self.principal,
+            ref=sensor.ref,
+            pack=sensor.pack,
+            class_name=sensor.class_name,
+            triggers=self.triggers,
+        )
 
     async def spec(self, sensor: _SensorDef, triggers: list[dict[str, Any]]) -> SensorSpec:
         """What the sensor process gets: read at every (re)start, so config changes apply."""

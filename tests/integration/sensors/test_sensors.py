@@ -320,3 +320,17 @@ async def test_what_a_crashed_sensor_started_ends_with_it(runtimes: Runtimes) ->
 
 async def _count(items: object) -> int:
     return len(await items())  # type: ignore[operator]
+
+
+async def test_local_keys_are_under_the_class_name_not_the_sensor_name(
+    runtimes: Runtimes,
+) -> None:
+    rt = await runtimes.open(FAULTY)
+    assert rt.sensors is not None
+    # The sensor's ref is faultypack.renamed (its name); StackStorm's prefix is the class.
+    await eventually(
+        lambda: _kv(rt, "faultypack.NamedSensor:where"), timeout=15, message="the local key"
+    )
+    assert await _kv(rt, "faultypack.NamedSensor:where") == "under the class name"
+    assert "faultypack.renamed" in rt.sensors.supervisors
+    assert await _kv(rt, "faultypack.renamed:where") is None
