@@ -26,6 +26,15 @@ _READ = 64 * 1024
 
 
 class _Auth(asyncssh.SSHServer):
+    def __init__(self, server: SshServer) -> None:
+        self._server = server
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._server.connections += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server.connections -= 1
+
     def begin_auth(self, username: str) -> bool:
         return True
 
@@ -51,6 +60,10 @@ class SshServer:
     commands: list[str] = field(default_factory=list)
     #: Process group ids of the commands started.
     pids: list[int] = field(default_factory=list)
+    #: Client connections open now.
+    connections: int = 0
+    #: Variables added to the environment of the commands (``PATH`` of a fake ``sudo``).
+    env: dict[str, str] = field(default_factory=dict)
     _procs: list[asyncio.subprocess.Process] = field(default_factory=list)
     _servers: list[asyncssh.SSHAcceptor] = field(default_factory=list)
 
@@ -78,6 +91,7 @@ class SshServer:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
+            env={**os.environ, **self.env},
         )
         self.pids.append(proc.pid)
         self._procs.append(proc)
@@ -146,7 +160,7 @@ async def start_ssh_server(root: Path, *, listeners: int = 2) -> SshServer:
         acceptor = await asyncssh.listen(
             "127.0.0.1",
             0,
-            server_factory=_Auth,
+            server_factory=lambda: _Auth(server),
             server_host_keys=[host_key],
             authorized_client_keys=authorized,
             process_factory=server._session,

@@ -11,12 +11,16 @@ same credentials) and runs one command line, interpreted by the login shell ther
 arguments are the action parameters serialized as for local scripts
 (:func:`~squall.runners.local_shell.action_arguments`) and each one is quoted with
 :func:`shlex.quote`, so no value can inject shell syntax. ``sudo: true`` wraps the line in
-``sudo -E -H -- bash -c '<line>'`` (``-n`` without a password; with ``sudo_password`` the
-password goes to sudo on stdin, never on a command line).
+``sudo -E -H -- bash -c '<line>'`` (``-n`` without a password). With ``sudo_password``, sudo
+runs with ``-S -p '<marker>'``, a prompt unique to the execution: the password is written to
+stdin only when that prompt appears on stderr (and the prompt is cut from the output), never
+on a command line, and the command's stdin is ``/dev/null`` — so a sudo that does not ask
+(NOPASSWD, cached credentials) never hands the password to the command.
 
 ``remote-shell-script`` copies the entry point (and the ``lib`` directory next to it, as
 StackStorm does) over SFTP to a fresh ``<dir>/squall-<execution id>-<random>`` directory
-(mode 0700), runs it, and removes the directory afterwards, also after a failure or timeout.
+(mode 0700), runs it, and removes the directory afterwards, also after a failure, a timeout
+or a cancellation (even during the copy).
 
 The result is StackStorm's: one entry per host, keyed by the host as written in ``hosts``,
 each ``{stdout, stderr, return_code, succeeded, failed}``; a host that could not be reached,
@@ -88,12 +92,14 @@ class _Plan:
     sudo: bool
     sudo_password: str | None
     timeout: float | None
+    #: sudo's password prompt (``-p``): the runner answers it, and only it.
+    sudo_prompt: str = ""
     script: Path | None = None
     remote_dir: str | None = None
     arguments: tuple[str, ...] = ()
 
-    def command(self, body: str) -> tuple[str, bytes | None]:
-        """The remote command line for ``body``, and the bytes to write to its stdin."""
+    def command(self, body: str) -> str:
+        """The remote command line for ``body``."""
         lines = []
         if self.cwd:
             lines.append(f"cd {shlex.quote(self.cwd)} || exit 1")
@@ -103,13 +109,61 @@ class _Plan:
         lines.append(body)
         line = "\n".join(lines)
         if not self.sudo:
-            return line, None
+            return line
         if self.sudo_password:
-            return (
-                f"sudo -S -p '' -E -H -- bash -c {shlex.quote(line)}",
-                f"{self.sudo_password}\n".encode(),
-            )
-        return f"sudo -n -E -H -- bash -c {shlex.quote(line)}", None
+            # The password is on stdin only once sudo asks: the command must not read it.
+            line = f"exec </dev/null\n{line}"
+            prompt = shlex.quote(self.sudo_prompt)
+            return f"sudo -S -p {prompt} -E -H -- bash -c {shlex.quote(line)}"
+        return f"sudo -n -E -H -- bash -c {shlex.quote(line)}"
+
+
+class _SudoPrompt:
+    """Answers sudo's password prompt on stderr with the password, and cuts it from stderr.
+
+    The prompt may arrive split across reads, so a tail that could be its beginning is held
+    back until the next read. stdin is closed after the password, so when sudo refuses it and
+    asks again it gives up instead of waiting.
+    """
+
+    def __init__(self, prompt: str, password: str, stdin: asyncssh.SSHWriter[bytes]) -> None:
+        self._prompt = prompt.encode()
+        self._password = f"{password}\n".encode()
+        self._stdin = stdin
+        self._held = b""
+        self._answered = False
+
+    def filter(self, data: bytes) -> bytes:
+        """``data`` without the prompt, answering each prompt found."""
+        data = self._held + data
+        out = bytearray()
+        while (at := data.find(self._prompt)) >= 0:
+            out += data[:at]
+            data = data[at + len(self._prompt) :]
+            self._answer()
+        keep = next(
+            (
+                n
+                for n in range(min(len(data), len(self._prompt) - 1), 0, -1)
+                if self._prompt.startswith(data[-n:])
+            ),
+            0,
+        )
+        self._held = data[len(data) - keep :]
+        out += data[: len(data) - keep]
+        return bytes(out)
+
+    def rest(self) -> bytes:
+        held, self._held = self._held, b""
+        return held
+
+    def _answer(self) -> None:
+        if self._answered:
+            return  # stdin is closed: sudo reads no second password, and gives up
+        self._answered = True
+        with contextlib.suppress(asyncssh.Error, OSError):
+            self._stdin.write(self._password)
+            self._stdin.write_eof()
 
 
 class _HostSink:
@@ -161,9 +215,13 @@ def _return_code(process: asyncssh.SSHClientProcess[bytes]) -> int:
     return -int(number) if name and number is not None else _RC_ERROR
 
 
-async def _pump(reader: asyncssh.SSHReader[bytes], capture: StreamCapture) -> None:
+async def _pump(
+    reader: asyncssh.SSHReader[bytes], capture: StreamCapture, prompt: _SudoPrompt | None = None
+) -> None:
     while data := await reader.read(_READ_SIZE):
-        await capture.feed(data)
+        await capture.feed(prompt.filter(data) if prompt is not None else data)
+    if prompt is not None:
+        await capture.feed(prompt.rest())
     await capture.finish()
 
 
@@ -225,6 +283,7 @@ class RemoteShellRunner(Runner):
             "env": env,
             "sudo": bool(params.get("sudo")),
             "sudo_password": params.get("sudo_password") or None,
+            "sudo_prompt": f"[squall-sudo-{secrets.token_hex(8)}] ",
             "timeout": float(timeout) if timeout and float(timeout) > 0 else None,
         }
         if ctx.runner_type == "remote-shell-cmd":
@@ -256,20 +315,20 @@ class RemoteShellRunner(Runner):
         params = ctx.runner_parameters
         connect_timeout = min(plan.timeout or _CONNECT_TIMEOUT, _CONNECT_TIMEOUT)
         jump: asyncssh.SSHClientConnection | None = None
+        conn: asyncssh.SSHClientConnection | None = None
         try:
-            if bastion is not None:
-                jump = await connect(
-                    bastion, params, self._defaults, connect_timeout=connect_timeout
+            # Whatever ends this (an error, a cancellation), what was opened is closed.
+            try:
+                if bastion is not None:
+                    jump = await connect(
+                        bastion, params, self._defaults, connect_timeout=connect_timeout
+                    )
+                conn = await connect(
+                    target, params, self._defaults, connect_timeout=connect_timeout, tunnel=jump
                 )
-            conn = await connect(
-                target, params, self._defaults, connect_timeout=connect_timeout, tunnel=jump
-            )
-        except SshError as exc:
-            if jump is not None:
-                jump.close()
-            log.info("remote-shell %s: %s", ctx.execution_id, exc.message)
-            return _error_result(exc.message)
-        try:
+            except SshError as exc:
+                log.info("remote-shell %s: %s", ctx.execution_id, exc.message)
+                return _error_result(exc.message)
             return await self._run_on(conn, target, plan, sink or ctx.output)
         finally:
             for opened in (conn, jump):
@@ -290,17 +349,17 @@ class RemoteShellRunner(Runner):
         assert plan.remote_dir is not None
         remote_script = posixpath.join(plan.remote_dir, plan.script.name)
         try:
-            await self._copy(conn, plan.script, plan.remote_dir, remote_script)
-        except (asyncssh.Error, OSError) as exc:
-            await self._remove(conn, plan.remote_dir)
-            reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
-            return _error_result(
-                f"cannot copy the script to {target.address} ({plan.remote_dir}): {reason}"
-            )
-        body = " ".join(shlex.quote(a) for a in (remote_script, *plan.arguments))
-        try:
+            try:
+                await self._copy(conn, plan.script, plan.remote_dir, remote_script)
+            except (asyncssh.Error, OSError) as exc:
+                reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
+                return _error_result(
+                    f"cannot copy the script to {target.address} ({plan.remote_dir}): {reason}"
+                )
+            body = " ".join(shlex.quote(a) for a in (remote_script, *plan.arguments))
             return await self._execute(conn, target, plan, body, sink)
         finally:
+            # Also on cancellation, during the copy or the run (bounded by _CLEANUP_TIMEOUT).
             await self._remove(conn, plan.remote_dir)
 
     @staticmethod
@@ -332,20 +391,23 @@ class RemoteShellRunner(Runner):
         body: str,
         sink: OutputSink,
     ) -> dict[str, Any]:
-        command, stdin_data = plan.command(body)
+        command = plan.command(body)
         try:
             process = await conn.create_process(command, encoding=None)
         except (asyncssh.Error, OSError) as exc:
             reason = getattr(exc, "reason", None) or exc
             return _error_result(f"cannot start the command on {target.address}: {reason}")
-        if stdin_data:
-            process.stdin.write(stdin_data)
-        process.stdin.write_eof()
+        prompt = None
+        if plan.sudo and plan.sudo_password:
+            # stdin stays open until sudo asks (the command's own stdin is /dev/null).
+            prompt = _SudoPrompt(plan.sudo_prompt, plan.sudo_password, process.stdin)
+        else:
+            process.stdin.write_eof()
         out = StreamCapture("stdout", sink, self._output_limit)
         err = StreamCapture("stderr", sink, self._output_limit)
         pumps = [
             asyncio.create_task(_pump(process.stdout, out)),
-            asyncio.create_task(_pump(process.stderr, err)),
+            asyncio.create_task(_pump(process.stderr, err, prompt)),
         ]
         timed_out = False
         try:

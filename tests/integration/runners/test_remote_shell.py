@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shlex
 from pathlib import Path
 
@@ -244,9 +245,80 @@ async def test_sudo_password_goes_to_stdin_not_the_command_line(runner, sshd, ma
     host = f"127.0.0.1:{sshd.ports[0]}"
     ctx = remote(make_ctx, host, "echo as-root", sudo=True, sudo_password=secret)
     res = await runner.run(ctx)
-    assert sshd.commands[0].startswith("sudo -S -p '' -E -H -- bash -c ")
+    assert sshd.commands[0].startswith("sudo -S -p '[squall-sudo-")
+    assert " -E -H -- bash -c " in sshd.commands[0]
     assert "echo as-root" in sshd.commands[0]
     assert secret not in sshd.commands[0] and secret not in repr(res.result)
+
+
+# Fake sudo commands for the test server: options up to "--", then the command.
+_SUDO_NOPASSWD = """#!/bin/sh
+while [ "$1" != "--" ]; do shift; done
+shift
+exec "$@"
+"""
+_SUDO_ASKS = """#!/bin/sh
+while [ "$1" != "--" ]; do
+    if [ "$1" = "-p" ]; then prompt="$2"; shift; fi
+    shift
+done
+shift
+printf '%s' "$prompt" >&2
+IFS= read -r password || { echo "sudo: no password was provided" >&2; exit 1; }
+if [ "$password" != "$EXPECTED_SUDO_PASSWORD" ]; then
+    echo "sudo: 1 incorrect password attempt" >&2
+    exit 1
+fi
+echo "asked and answered" >&2
+exec "$@"
+"""
+
+
+def _fake_sudo(sshd: SshServer, tmp_path: Path, script: str, password: str) -> None:
+    bin_dir = tmp_path / "fake-bin"
+    bin_dir.mkdir()
+    sudo = bin_dir / "sudo"
+    sudo.write_text(script)
+    sudo.chmod(0o755)
+    sshd.env.update(
+        PATH=f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        EXPECTED_SUDO_PASSWORD=password,
+    )
+
+
+async def test_sudo_that_does_not_ask_never_hands_the_password_to_the_command(
+    runner, sshd, make_ctx, tmp_path
+):
+    secret = "the-sudo-secret"
+    _fake_sudo(sshd, tmp_path, _SUDO_NOPASSWD, secret)  # NOPASSWD, or cached credentials
+    host = f"127.0.0.1:{sshd.ports[0]}"
+    ctx = remote(make_ctx, host, "cat; echo done", sudo=True, sudo_password=secret)
+    res = await runner.run(ctx)
+    assert res.status == ExecutionStatus.SUCCEEDED, res.result
+    assert res.result[host]["stdout"] == "done"
+    assert secret not in repr(res.result) and secret not in ctx.output.text("stdout")
+
+
+async def test_sudo_that_asks_gets_the_password_and_the_command_does_not(
+    runner, sshd, make_ctx, tmp_path
+):
+    secret = "the-sudo-secret"
+    _fake_sudo(sshd, tmp_path, _SUDO_ASKS, secret)
+    host = f"127.0.0.1:{sshd.ports[0]}"
+    ctx = remote(make_ctx, host, "cat; echo done", sudo=True, sudo_password=secret)
+    res = await runner.run(ctx)
+    assert res.status == ExecutionStatus.SUCCEEDED, res.result
+    # sudo read the password; the prompt is not in the output; cat read nothing.
+    assert res.result[host]["stdout"] == "done"
+    assert res.result[host]["stderr"] == "asked and answered"
+    assert ctx.output.text("stderr") == "asked and answered\n"
+    assert secret not in repr(res.result)
+
+    # A wrong password: sudo refuses it (and does not wait for another one).
+    ctx = remote(make_ctx, host, "echo in", sudo=True, sudo_password="wrong")
+    res = await runner.run(ctx)
+    assert res.status == ExecutionStatus.FAILED
+    assert res.result[host]["error"] == "sudo rejected the sudo_password runner parameter"
 
 
 async def test_script_with_hostile_arguments_and_lib(sshd, make_ctx, tmp_path):
@@ -311,6 +383,38 @@ async def test_script_timeout_still_removes_the_copy(sshd, make_ctx, tmp_path):
     assert list(remote_dir.iterdir()) == []
 
 
+async def test_cancel_during_the_copy_still_removes_it(sshd, make_ctx, tmp_path, monkeypatch):
+    pack = tmp_path / "pack"
+    (pack / "actions").mkdir(parents=True)
+    (pack / "actions" / "run.sh").write_text("#!/bin/sh\necho ran\n")
+    remote_dir = tmp_path / "remote-tmp"
+    remote_dir.mkdir()
+    copied = asyncio.Event()
+    real_copy = RemoteShellRunner._copy
+
+    async def slow_copy(*args: object) -> None:  # the upload stalls (a large lib/)
+        await real_copy(*args)  # type: ignore[arg-type]
+        copied.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(RemoteShellRunner, "_copy", staticmethod(slow_copy))
+    host = f"127.0.0.1:{sshd.ports[0]}"
+    ctx = make_ctx(
+        "remote-shell-script",
+        runner_parameters={"hosts": host, "timeout": 20, "dir": str(remote_dir)},
+        entry_point="run.sh",
+        pack_path=pack,
+    )
+    task = asyncio.create_task(make_runner(sshd).run(ctx))
+    await asyncio.wait_for(copied.wait(), 10)
+    assert len(list(remote_dir.iterdir())) == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert list(remote_dir.iterdir()) == []
+    assert [c.split()[:3] for c in sshd.commands] == [["rm", "-rf", "--"]]  # never ran
+
+
 async def test_bastion_host_relays_the_connection(runner, sshd, make_ctx):
     bastion, target = (f"127.0.0.1:{p}" for p in sshd.ports)
     res = await runner.run(remote(make_ctx, target, "echo via", bastion_host=bastion))
@@ -325,3 +429,28 @@ async def test_bastion_host_relays_the_connection(runner, sshd, make_ctx):
         }
     }
     assert sshd.commands == ["echo via"]
+
+
+async def test_a_cancel_while_connecting_through_the_bastion_closes_it(
+    runner, sshd, make_ctx, poll
+):
+    # The target accepts TCP connections but never speaks SSH.
+    accepted: list[asyncio.StreamWriter] = []
+    silent = await asyncio.start_server(lambda _r, w: accepted.append(w), "127.0.0.1", 0)
+    try:
+        port = silent.sockets[0].getsockname()[1]
+        bastion = f"127.0.0.1:{sshd.ports[0]}"
+        ctx = remote(make_ctx, f"127.0.0.1:{port}", "echo via", bastion_host=bastion)
+        task = asyncio.create_task(runner.run(ctx))
+        await poll(lambda: sshd.connections == 1, within=10)
+        await asyncio.sleep(0.2)  # connecting to the target through it
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await poll(lambda: sshd.connections == 0, within=5)
+    finally:
+        silent.close()
+        for writer in accepted:
+            writer.close()
+        await silent.wait_closed()
