@@ -107,11 +107,18 @@ def test_failures_exit_non_zero_and_keep_what_is_installed(
 def test_the_packs_install_action_installs_for_rules_and_workflows(
     server: SquallServer, repo: PackRepo
 ) -> None:
-    before = server.api().get("/api/v1/executions", params={"action": "packs.install"}).json()
+    def install_history() -> list[dict[str, object]]:
+        with server.api() as api:
+            found: list[dict[str, object]] = api.get(
+                "/api/v1/executions", params={"action": "packs.install"}
+            ).json()
+            return found
+
+    before = install_history()
     result, doc = server.run_json("packs.install", f'packs=["{repo.url}=v1.0.0"]')
     assert doc["status"] == "succeeded", result
     # The execution is the record: its own install request does not add another.
-    after = server.api().get("/api/v1/executions", params={"action": "packs.install"}).json()
+    after = install_history()
     assert len(after) == len(before) + 1, after
     assert doc["result"]["output"]["packs_list"] == ["greeter"]
     assert greet(server) == "hello-v1"
