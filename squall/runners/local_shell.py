@@ -81,6 +81,10 @@ def shell_result(outcome: ProcessOutcome, *, error: str | None = None) -> dict[s
     return result
 
 
+#: Runs its arguments with stdin from /dev/null (``sh -c 'exec "$@" </dev/null' sh ARGV…``).
+_NO_STDIN = ("/bin/sh", "-c", 'exec "$@" </dev/null', "sh")
+
+
 def sudo_error(stderr: str) -> str | None:
     """Why a command run with sudo failed, when sudo itself refused (else ``None``)."""
     if any(s in stderr for s in _SUDO_NEEDS_PASSWORD):
@@ -178,7 +182,10 @@ class LocalShellRunner(Runner):
                     "or run the action without sudo"
                 )
             if password:
-                argv = [sudo, "-S", "-p", "", "-E", "-H", "--", *argv]
+                # Only sudo may read the password: when it does not ask (NOPASSWD, cached
+                # credentials) the password must not be left on the command's stdin, so the
+                # command runs with stdin from /dev/null.
+                argv = [sudo, "-S", "-p", "", "-E", "-H", "--", *_NO_STDIN, *argv]
                 stdin_data = f"{password}\n".encode()
             else:
                 argv = [sudo, "-E", "-H", "-n", "--", *argv]

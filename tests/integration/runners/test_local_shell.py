@@ -320,3 +320,25 @@ async def test_output_cap_truncates_with_note(make_ctx):
     assert res.result["stdout"].startswith("x" * 1000)
     assert "truncated after 1000 bytes" in res.result["stdout"]
     assert len(res.result["stdout"]) < 1100
+
+
+async def test_sudo_that_does_not_ask_never_hands_the_password_to_the_command(make_ctx, tmp_path):
+    # A stand-in for sudo with NOPASSWD: it runs the command without reading stdin.
+    fake = tmp_path / "sudo"
+    fake.write_text('#!/bin/bash\nwhile [ "$1" != -- ]; do shift; done; shift; exec "$@"\n')
+    fake.chmod(0o755)
+    runner = LocalShellRunner(sudo_path=str(fake), euid=1000)
+    res = await runner.run(
+        make_ctx(
+            "local-shell-cmd",
+            runner_parameters={
+                "cmd": "cat; echo done",
+                "sudo": True,
+                "sudo_password": "sesame-not-for-cat",
+                "timeout": 10,
+            },
+        )
+    )
+    assert res.status == ExecutionStatus.SUCCEEDED, res.result
+    assert res.result["stdout"] == "done"
+    assert "sesame" not in repr(res.result)
