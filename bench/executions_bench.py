@@ -74,8 +74,14 @@ async def sustained(
         )
         await proc.communicate()
         accepted = time.perf_counter() - started
-        total = await _count_all(client, action) - before
-        while await _count_done(client, action) - done_before < total:
+        # wrk stops with requests in flight: count once the number created stops changing
+        # and every one of them has finished.
+        total = -1
+        while True:
+            created = await _count_all(client, action) - before
+            if created == total and await _count_done(client, action) - done_before >= total:
+                break
+            total = created
             await asyncio.sleep(0.02)
         elapsed = time.perf_counter() - started
         ok = await _count_status(client, action, "succeeded") - ok_before
