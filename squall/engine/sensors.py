@@ -141,6 +141,8 @@ class _Supervisor:
     restarts: int = 0
     task: asyncio.Task[None] | None = None
     _sent: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The start and the container may both forward trigger changes: one at a time.
+    _sync_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(
@@ -184,6 +186,10 @@ class _Supervisor:
         await self._sync_triggers()
 
     async def _sync_triggers(self) -> None:
+        async with self._sync_lock:
+            await self._sync_triggers_locked()
+
+    async def _sync_triggers_locked(self) -> None:
         process = self.process
         if process is None:
             return  # the next start hands over the current triggers
@@ -254,6 +260,9 @@ class SensorContainer:
         self._triggers: dict[str, dict[str, dict[str, Any]]] = {}  # type -> ref -> trigger
         self._renewed_at: float | None = None
         self._closing = False
+        #: Sensors being stopped in the background (cleanup grace), by ref: a changed sensor
+        #: starts again only once its old process is gone.
+        self._draining: dict[str, asyncio.Task[None]] = {}
 
     # --- what the supervisors use -----------------------------------------------------------
 
@@ -384,6 +393,8 @@ class SensorContainer:
         return await self._hold_leases()
 
     async def _hold_leases(self) -> dict[str, bool]:
+        if self._closing:  # stop() released the leases: do not take them back
+            return {}
         loop = asyncio.get_running_loop()
         wanted = sorted(self._defs)
         gone = [ref for ref in self.supervisors if ref not in self._defs]
@@ -417,14 +428,32 @@ class SensorContainer:
         ]
         for ref in changed:
             log.info("sensor %s: changed by registration; restarting it", ref)
-        # Concurrently: sensors cleaning up must not hold back the next renewal.
-        await asyncio.gather(
-            *(self._stop(ref, grace=None) for ref in lost),
-            *(self._stop(ref, grace=self.stop_grace) for ref in [*gone, *changed]),
-        )
+        # In the background: sensors cleaning up (up to their grace) must not hold back the
+        # next renewal, or the watchdog would stop every other sensor of this process.
+        for ref in lost:
+            self._drain(ref, grace=None)
+        for ref in [*gone, *changed]:
+            self._drain(ref, grace=self.stop_grace)
         for ref, ok in held.items():
-            if ok and ref not in self.supervisors:
+            if ok and ref not in self.supervisors and ref not in self._draining:
                 self._start(self._defs[ref])
+
+    def _drain(self, ref: str, *, grace: float | None) -> None:
+        """Stop ``ref``'s sensor in the background; the next round may start it again."""
+        sup = self.supervisors.pop(ref, None)
+        if sup is None:
+            return
+        task = asyncio.get_running_loop().create_task(
+            sup.stop(grace=grace), name=f"sensor-stop:{ref}"
+        )
+        self._draining[ref] = task
+
+        def _done(_task: asyncio.Task[None]) -> None:
+            if self._draining.get(ref) is _task:
+                del self._draining[ref]
+            self.wakeups.signal("sensors", local=True)  # start its replacement now
+
+        task.add_done_callback(_done)
 
     def _start(self, sensor: _SensorDef) -> None:
         if self._closing:  # a round that was under way when stop() began
@@ -440,7 +469,11 @@ class SensorContainer:
 
     async def _stop_all(self, *, grace: float | None) -> None:
         refs = list(self.supervisors)
-        await asyncio.gather(*(self._stop(ref, grace=grace) for ref in refs))
+        await asyncio.gather(
+            *(self._stop(ref, grace=grace) for ref in refs),
+            *list(self._draining.values()),
+            return_exceptions=True,
+        )
 
     def _triggers_of(self, sensor: _SensorDef) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
@@ -455,7 +488,7 @@ class SensorContainer:
     async def stop(self) -> None:
         """Stop every sensor (``cleanup()``, then a kill after the grace) and free the leases."""
         self._closing = True
-        refs = list(self.supervisors)
+        refs = sorted({*self.supervisors, *self._draining})
         await self._stop_all(grace=self.stop_grace)
         if refs:
             with contextlib.suppress(Exception):

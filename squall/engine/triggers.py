@@ -96,8 +96,10 @@ class TriggerService:
             return self._types[ref]
         async with self._types_lock:
             if time.monotonic() - self._types_checked >= 1.0 or ref not in self._types:
+                # A ref that is not a type (a parameterized trigger's ref) costs this one
+                # version read, not a reload of every type.
                 version = await self.db.read(lambda conn: events.read_version(conn, "packs"))
-                if version != self._types_version or ref not in self._types:
+                if version != self._types_version:
                     docs = await self.db.read(lambda conn: content.list_content(conn, "triggers"))
                     self._types = {
                         d["ref"]: TriggerTypeInfo(

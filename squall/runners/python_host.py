@@ -26,6 +26,7 @@ from squall.runners.process import DEFAULT_OUTPUT_LIMIT, StreamCapture, kill_pro
 from squall.runners.python_control import (
     ChannelClosed,
     ControlChannel,
+    WorkerProcess,
     answer_rpc,
     spawn,
     worker_environment,
@@ -71,7 +72,7 @@ class Worker:
     def __init__(
         self,
         interpreter: str,
-        proc: asyncio.subprocess.Process,
+        proc: WorkerProcess,
         channel: ControlChannel,
     ) -> None:
         self.interpreter = interpreter
@@ -201,7 +202,7 @@ class Worker:
                 await self._channel.send({"type": "exit"})
             try:
                 async with asyncio.timeout(_EXIT_GRACE):
-                    await self._proc.wait()
+                    await self._proc.exited()
             except TimeoutError:
                 pass
         await self.kill()
@@ -211,7 +212,7 @@ class Worker:
         # killpg only: Process.kill() polls (waitpid) first and would steal the exit status
         # from asyncio's child watcher. The worker leads its group, so it is included.
         kill_process_group(self.pid)
-        await asyncio.shield(self._proc.wait())
+        await self._proc.exited()
         self._channel.close()
         # The group is dead, so the pipes close unless something escaped the group.
         _, pending = await asyncio.wait(self._pumps, timeout=_EXIT_GRACE)
@@ -224,7 +225,7 @@ class Worker:
         capture = StreamCapture("stderr", _NullSink(), 64 * 1024)
         await self._err.attach(capture, new_sentinel())
         kill_process_group(self.pid)
-        await asyncio.shield(self._proc.wait())
+        await self._proc.exited()
         await asyncio.wait(self._pumps, timeout=_EXIT_GRACE)
         return capture.text
 

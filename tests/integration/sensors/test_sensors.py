@@ -334,3 +334,37 @@ async def test_local_keys_are_under_the_class_name_not_the_sensor_name(
     assert await _kv(rt, "faultypack.NamedSensor:where") == "under the class name"
     assert "faultypack.renamed" in rt.sensors.supervisors
     assert await _kv(rt, "faultypack.renamed:where") is None
+
+
+async def test_a_changed_sensor_restarts_and_the_others_run_on(
+    runtimes: Runtimes, tmp_path: Path
+) -> None:
+    """Re-registering a changed sensor restarts it once its old process is gone (stopped in the
+    background, so the lease rounds go on); an unchanged sensor keeps its process."""
+    import shutil
+
+    packs = tmp_path / "packs"
+    shutil.copytree(GOOD, packs)
+    rt = await runtimes.open(packs)
+    assert rt.sensors is not None
+    await eventually(lambda: _polls(rt), timeout=15, message="a first poll")
+    counter = rt.sensors.supervisors[COUNTER].process
+    passive = rt.sensors.supervisors[PASSIVE].process
+    assert counter is not None and passive is not None
+
+    meta = packs / "sensorpack" / "sensors" / "counter.yaml"
+    meta.write_text(meta.read_text().replace("poll_interval: 0.2", "poll_interval: 0.25"))
+    results = await rt.packs.register_all()
+    assert all(r.ok for r in results), [r.as_dict() for r in results if not r.ok]
+    rt.wakeups.signal("sensors")
+
+    def _restarted() -> bool:
+        sup = rt.sensors.supervisors.get(COUNTER) if rt.sensors else None
+        return sup is not None and sup.process is not None and sup.process is not counter
+
+    await eventually(_restarted, timeout=15, message="the changed sensor restarted")
+    assert counter.exit_code is not None
+    assert rt.sensors.supervisors[COUNTER].sensor.poll_interval == 0.25
+    assert rt.sensors.supervisors[PASSIVE].process is passive  # untouched
+    before = await _polls(rt)
+    await eventually(lambda: _more_polls(rt, before + 2), timeout=10, message="polls again")
