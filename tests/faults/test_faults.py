@@ -180,8 +180,8 @@ async def _restart(cluster: Cluster, proc: Proc) -> None:
 # --- the faults ---------------------------------------------------------------------------------
 
 
-async def kill_runner(cluster: Cluster, load: Load) -> tuple[float, str]:
-    runner = cluster.procs["runner1"]
+async def _running_actions(cluster: Cluster, runner: Proc) -> list[str]:
+    """Wait until ``runner`` runs some ``faults.slow`` actions; their ids."""
 
     async def busy() -> list[str]:
         rows = await cluster.query(
@@ -191,7 +191,14 @@ async def kill_runner(cluster: Cluster, load: Load) -> tuple[float, str]:
         )
         return [r[0] for r in rows]
 
-    held = await eventually(busy, timeout=30, interval=0.05, message="runner1 running actions")
+    return await eventually(
+        busy, timeout=30, interval=0.05, message=f"{runner.name} running actions"
+    )
+
+
+async def kill_runner(cluster: Cluster, load: Load) -> tuple[float, str]:
+    runner = cluster.procs["runner1"]
+    held = await _running_actions(cluster, runner)
     cluster.kill(runner)
     t0 = time.monotonic()
 
@@ -338,16 +345,7 @@ async def terminate_connections(cluster: Cluster, load: Load) -> tuple[float, st
 
 async def sigterm_runner(cluster: Cluster, load: Load) -> tuple[float, str]:
     runner = cluster.procs["runner2"]
-
-    async def busy() -> list[str]:
-        rows = await cluster.query(
-            "SELECT id FROM executions WHERE lease_owner = $1 AND status = 'running' "
-            "AND action_ref = 'faults.slow'",
-            runner.squall_id,
-        )
-        return [r[0] for r in rows]
-
-    held = await eventually(busy, timeout=30, interval=0.05, message="runner2 running actions")
+    held = await _running_actions(cluster, runner)
     cluster.kill(runner, signal.SIGTERM)
     t0 = time.monotonic()
     code = await cluster.wait_exit(runner, 30)
